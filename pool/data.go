@@ -1,0 +1,64 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+
+	"vosfs/alloc"
+	"vosfs/wal"
+)
+
+// ErrDataRange is returned for a data access outside the data blob.
+var ErrDataRange = errors.New("data access outside the data blob")
+
+// DataWrite is an in-flight write of one extent of the data blob.
+type DataWrite struct {
+	off  uint64 // byte offset in the data blob
+	n    uint64
+	crc  uint32
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+// Wait blocks until the write has completed.
+func (w *DataWrite) Wait() error {
+	<-w.done
+	return w.err
+}
+
+// Checksum is the CRC32C of the bytes written.
+func (w *DataWrite) Checksum() uint32 { return w.crc }
+
+// WriteData starts the direct write of data into the extent ext (data must
+// fill it exactly) and returns at once. The write is awaited by the commit
+// of the transaction it is added to (Tx.AddData).
+func (p *Pool) WriteData(ext alloc.Extent, data []byte) (*DataWrite, error) {
+	if uint64(len(data)) != ext.Count*BlockSize {
+		return nil, fmt.Errorf("pool: data of %d bytes for an extent of %d blocks", len(data), ext.Count)
+	}
+	if ext.Count == 0 || ext.Block+ext.Count > p.layout.DataBlocks {
+		return nil, fmt.Errorf("%w: extent %+v of %d blocks", ErrDataRange, ext, p.layout.DataBlocks)
+	}
+	w := &DataWrite{off: DataOffset + ext.Block*BlockSize, n: uint64(len(data)), crc: wal.Checksum(data), done: make(chan struct{})}
+	p.dataSem <- struct{}{}
+	go func() {
+		defer func() { <-p.dataSem }()
+		_, err := p.dataf.WriteAt(data, int64(w.off))
+		if err != nil {
+			w.err = fmt.Errorf("pool %s: %w", p.dir, err)
+		}
+		close(w.done)
+	}()
+	return w, nil
+}
+
+// ReadData reads len(buf) bytes at byte offset off within extent ext.
+func (p *Pool) ReadData(ext alloc.Extent, off uint64, buf []byte) error {
+	if ext.Block+ext.Count > p.layout.DataBlocks || off+uint64(len(buf)) > ext.Count*BlockSize {
+		return fmt.Errorf("%w: read [%d, +%d) of extent %+v", ErrDataRange, off, len(buf), ext)
+	}
+	if _, err := p.dataf.ReadAt(buf, int64(DataOffset+ext.Block*BlockSize+off)); err != nil {
+		return fmt.Errorf("pool %s: %w", p.dir, err)
+	}
+	return nil
+}

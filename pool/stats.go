@@ -1,0 +1,31 @@
+package pool
+
+import (
+	"vosfs/alloc"
+	"vosfs/checkpoint"
+	"vosfs/wal"
+)
+
+// Stats are the pool's counters, with those of its parts.
+type Stats struct {
+	Commits    uint64 // transactions committed (in the log)
+	Aborts     uint64 // transactions abandoned
+	Log        wal.Stats
+	Checkpoint checkpoint.Stats
+	Heap       alloc.HeapStats
+	Data       alloc.VEAStats
+	DirtyBytes uint64
+}
+
+// Stats returns a snapshot of the counters.
+func (p *Pool) Stats() Stats {
+	p.mu.Lock()
+	s := p.stats
+	p.mu.Unlock()
+	s.Log = p.log.Stats()
+	s.Checkpoint = p.ckpt.Stats()
+	s.Heap = p.heapA.Stats()
+	s.Data = p.vea.Stats()
+	s.DirtyBytes = p.heap.DirtyBytes()
+	return s
+}
