@@ -109,15 +109,23 @@ func (c *Checkpointer) loop() {
 		if c.log.Err() != nil {
 			continue
 		}
-		if err := c.Run(); err != nil && c.opts.OnError != nil {
-			c.opts.OnError(err)
-		}
+		_ = c.Run() // a failure has been reported through OnError
+
 	}
 }
 
 // Run performs one checkpoint now and returns when the new checkpointed ID
-// is durable in the log header.
+// is durable in the log header. A failure is also reported to OnError: the
+// metadata blob may be half-written, so the pool must stop.
 func (c *Checkpointer) Run() error {
+	err := c.run()
+	if err != nil && c.opts.OnError != nil {
+		c.opts.OnError(err)
+	}
+	return err
+}
+
+func (c *Checkpointer) run() error {
 	c.runMu.Lock()
 	defer c.runMu.Unlock()
 	start := time.Now()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand"
 	"sync"
+	"time"
 
 	"vosfs/alloc"
 	"vosfs/umem"
@@ -376,3 +377,10 @@ func roundUnit(n uint64) uint64 { return (n + alloc.HeapUnit - 1) / alloc.HeapUn
 // isCrash reports whether err comes from the simulated power cut (or the
 // fail-stop it caused).
 func isCrash(err error) bool { return err != nil && (errors.Is(err, ErrFailed) || isCrashed(err)) }
+
+func newRand(seed int64) *rand.Rand { return rand.New(rand.NewSource(seed)) }
+
+const (
+	testTimeout = 5 * time.Second
+	pollEvery   = 5 * time.Millisecond
+)

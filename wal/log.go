@@ -125,7 +125,7 @@ type Log struct {
 // zeroed (zeroing allocates the blocks so that later syncs write no metadata).
 func Create(f blob.File, poolUUID [16]byte, ringSize uint64, recordLimit uint32, progress func(done, total uint64)) error {
 	h := Header{Seq: 1, PoolUUID: poolUUID, BlobSize: RingOffset + ringSize, RingSize: ringSize,
-		RecordLimit: recordLimit, Gen: 1, Checkpoint: ID(ringSize)}
+		RecordLimit: recordLimit, Flags: FlagClean, Gen: 1, Checkpoint: ID(ringSize)}
 	if err := h.validate(); err != nil {
 		return err
 	}

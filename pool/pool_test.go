@@ -1,0 +1,237 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"vosfs/alloc"
+	"vosfs/blob"
+	"vosfs/umem"
+)
+
+// openTest creates and opens a small pool on a MemFS; the pool is checked
+// and closed on cleanup unless the test closed it.
+func openTest(t *testing.T) (*blob.MemFS, *Pool) {
+	t.Helper()
+	mfs := blob.NewMemFS(1)
+	require.NoError(t, Create(mfs, "pool", crashConfig()))
+	p, err := Open(mfs, "pool", crashOptions())
+	require.NoError(t, err)
+	return mfs, p
+}
+
+func TestCreateOpenCloseClean(t *testing.T) {
+	mfs, p := openTest(t)
+	require.True(t, p.Recovery().Clean)
+	require.NoError(t, p.Check(Refs{}))
+	s := p.Stats()
+	require.Equal(t, uint64(2<<20/BlockSize), s.Data.Blocks)
+	require.Equal(t, s.Data.Blocks, s.Data.Free)
+	require.Equal(t, p.Layout().ArenaSize, s.Heap.Free)
+	require.NoError(t, p.Close())
+	require.ErrorIs(t, p.Close(), ErrClosed)
+
+	p, err := Open(mfs, "pool", crashOptions())
+	require.NoError(t, err)
+	require.True(t, p.Recovery().Clean)
+	require.Zero(t, p.Recovery().Records)
+	require.NoError(t, p.Close())
+}
+
+func TestCreateRefusesExistingPool(t *testing.T) {
+	mfs, p := openTest(t)
+	require.NoError(t, p.Close())
+	err := Create(mfs, "pool", crashConfig())
+	require.ErrorIs(t, err, fs.ErrExist)
+	require.ErrorContains(t, err, "wal.blob")
+}
+
+func TestCreateRejectsBadGeometry(t *testing.T) {
+	for _, cfg := range []Config{
+		{DataSize: 100},
+		{MetaSize: 4096},
+		{WALSize: 64 << 10},
+		{WALSize: 1 << 20, RecordLimit: 1 << 20},
+	} {
+		err := Create(blob.NewMemFS(1), "pool", cfg)
+		require.ErrorIs(t, err, ErrBadPool, "%+v", cfg)
+	}
+}
+
+func TestOpenTwiceIsRefused(t *testing.T) {
+	mfs, p := openTest(t)
+	defer p.Close()
+	_, err := Open(mfs, "pool", crashOptions())
+	require.ErrorIs(t, err, blob.ErrLocked)
+}
+
+// Opening a damaged, foreign or truncated pool fails with an error naming
+// the file and the problem, and writes nothing.
+func TestOpenRefusesDamage(t *testing.T) {
+	other := blob.NewMemFS(2)
+	require.NoError(t, Create(other, "other", crashConfig()))
+	foreignMeta, err := other.ReadFile("other/meta.blob")
+	require.NoError(t, err)
+
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, mfs *blob.MemFS)
+		want   []string
+	}{
+		{"missing log", func(t *testing.T, mfs *blob.MemFS) { require.NoError(t, mfs.Remove("pool/wal.blob")) }, []string{"wal.blob"}},
+		{"log headers damaged", func(t *testing.T, mfs *blob.MemFS) {
+			overwrite(t, mfs, "pool/wal.blob", 20, []byte{0xff})
+			overwrite(t, mfs, "pool/wal.blob", 4096, []byte("junk"))
+		}, []string{"wal.blob", "checksum mismatch"}},
+		{"meta header damaged", func(t *testing.T, mfs *blob.MemFS) { overwrite(t, mfs, "pool/meta.blob", 33, []byte{0x77}) }, []string{"meta.blob", "checksum"}},
+		{"data magic", func(t *testing.T, mfs *blob.MemFS) { overwrite(t, mfs, "pool/data.blob", 0, []byte("NOTVOSFS")) }, []string{"data.blob", "magic"}},
+		{"foreign meta", func(t *testing.T, mfs *blob.MemFS) { overwrite(t, mfs, "pool/meta.blob", 0, foreignMeta[:BlockSize]) }, []string{"meta.blob", "belongs to pool"}},
+		{"truncated data", func(t *testing.T, mfs *blob.MemFS) {
+			f, err := mfs.Open("pool/data.blob")
+			require.NoError(t, err)
+			require.NoError(t, f.Truncate(1<<20))
+			require.NoError(t, f.Sync())
+		}, []string{"data.blob", "truncated"}},
+		{"heap superblock damaged", func(t *testing.T, mfs *blob.MemFS) { overwrite(t, mfs, "pool/meta.blob", HeapOffset+20, []byte{1}) }, []string{"meta.blob", "superblock"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mfs := blob.NewMemFS(3)
+			require.NoError(t, Create(mfs, "pool", crashConfig()))
+			tc.damage(t, mfs)
+			before := snapshot(t, mfs)
+			_, err := Open(mfs, "pool", crashOptions())
+			require.Error(t, err)
+			for _, w := range tc.want {
+				require.ErrorContains(t, err, w)
+			}
+			require.Equal(t, before, snapshot(t, mfs), "a refused open writes nothing")
+		})
+	}
+}
+
+func overwrite(t *testing.T, mfs *blob.MemFS, name string, off int64, p []byte) {
+	f, err := mfs.Open(name)
+	require.NoError(t, err)
+	_, err = f.WriteAt(p, off)
+	require.NoError(t, err)
+	require.NoError(t, f.Sync())
+	require.NoError(t, f.Close())
+}
+
+func snapshot(t *testing.T, mfs *blob.MemFS) map[string]string {
+	m := map[string]string{}
+	for _, name := range []string{WALFile, MetaFile, DataFile} {
+		b, err := mfs.ReadFile(filepath.Join("pool", name))
+		if err == nil {
+			m[name] = string(b)
+		}
+	}
+	return m
+}
+
+func TestDataBlobFullIsENOSPCAndLosesNothing(t *testing.T) {
+	_, p := openTest(t)
+	defer p.Close()
+	ctx := context.Background()
+	m := newModel()
+	w := &workload{p: p, m: m, largeMax: 8}
+	require.NoError(t, w.setup(ctx))
+	var held [][]alloc.Extent
+	for {
+		exts, err := p.Extents().Reserve(nil, 64)
+		if err != nil {
+			require.ErrorIs(t, err, alloc.ErrNoSpace)
+			break
+		}
+		held = append(held, exts)
+	}
+	// Everything reserved: a further reservation fails, nothing changes.
+	_, err := p.Extents().Reserve(nil, 1)
+	require.ErrorIs(t, err, alloc.ErrNoSpace)
+	require.NoError(t, verify(p, m))
+	for _, e := range held {
+		p.Extents().Cancel(e)
+	}
+	require.Equal(t, p.Stats().Data.Blocks, p.Stats().Data.Free)
+}
+
+func TestHeapFullIsENOSPCAndAborts(t *testing.T) {
+	_, p := openTest(t)
+	defer p.Close()
+	ctx := context.Background()
+	_, err := p.Update(ctx, func(tx *Tx) error {
+		_, err := tx.Alloc(p.Layout().ArenaSize + 64)
+		return err
+	})
+	require.ErrorIs(t, err, alloc.ErrNoSpace)
+	require.Equal(t, uint64(1), p.Stats().Aborts)
+	require.NoError(t, p.Check(Refs{}))
+}
+
+// A failed data write makes the pool fail-stop: the commit and every later
+// one fail with ErrFailed; reopening recovers the acknowledged state.
+func TestDataWriteErrorIsFailStop(t *testing.T) {
+	mfs, p := openTest(t)
+	ctx := context.Background()
+	m := newModel()
+	w := &workload{p: p, m: m, largeMax: 4}
+	require.NoError(t, w.setup(ctx))
+	rng := newRand(1)
+	for i := 0; i < 10; i++ {
+		require.NoError(t, w.step(ctx, rng))
+	}
+	mfs.InjectFile("pool/data.blob", blob.OpWrite, 1, syscall.EIO)
+	var err error
+	for i := 0; i < 50 && err == nil; i++ {
+		err = w.step(ctx, rng)
+	}
+	require.ErrorIs(t, err, ErrFailed)
+	require.ErrorIs(t, err, syscall.EIO)
+	require.ErrorIs(t, w.step(ctx, rng), ErrFailed, "a failed pool refuses writes")
+	require.ErrorIs(t, p.Close(), ErrFailed)
+
+	p, err = Open(mfs, "pool", crashOptions())
+	require.NoError(t, err)
+	defer p.Close()
+	require.False(t, p.Recovery().Clean)
+	require.NoError(t, verify(p, m))
+}
+
+func TestCheckpointWriteErrorIsFailStop(t *testing.T) {
+	mfs, p := openTest(t)
+	ctx := context.Background()
+	m := newModel()
+	w := &workload{p: p, m: m, largeMax: 4}
+	require.NoError(t, w.setup(ctx))
+	mfs.InjectFile("pool/meta.blob", blob.OpWrite, 1, syscall.EIO)
+	err := p.Checkpoint()
+	require.ErrorIs(t, err, syscall.EIO)
+	require.Eventually(t, func() bool { return errors.Is(p.Err(), ErrFailed) }, testTimeout, pollEvery)
+	require.ErrorIs(t, w.step(ctx, newRand(2)), ErrFailed)
+	p.Close()
+	p, err = Open(mfs, "pool", crashOptions())
+	require.NoError(t, err)
+	defer p.Close()
+	require.NoError(t, verify(p, m))
+}
+
+func TestCheckerFindsLeak(t *testing.T) {
+	_, p := openTest(t)
+	defer p.Close()
+	_, err := p.Update(context.Background(), func(tx *Tx) error {
+		_, err := tx.Alloc(100)
+		return err
+	})
+	require.NoError(t, err)
+	err = p.Check(Refs{})
+	require.ErrorContains(t, err, "not referenced")
+	var off uint64
+	require.NoError(t, p.View(func(r umem.Reader) error { off = p.Layout().ArenaOffset; return nil }))
+	require.NoError(t, p.Check(Refs{Heap: []alloc.Span{{Off: off, Size: 128}}}))
+}
