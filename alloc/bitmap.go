@@ -21,8 +21,6 @@ type bitset []uint64
 
 func newBitset(n uint64) bitset { return make(bitset, n/64+min(n%64, 1)) }
 
-func (b bitset) get(i uint64) bool { return b[i/64]&(1<<(i%64)) != 0 }
-
 // setRange sets bits [start, start+n).
 func (b bitset) setRange(start, n uint64) {
 	for i, end := start, start+n; i < end; {
@@ -164,4 +162,21 @@ func changeBits(tx *umem.Tx, off, start, n uint64, set bool) error {
 		start, n = start+k, n-k
 	}
 	return nil
+}
+
+// rebuild fills free with the clear runs of the n-bit bitmap at off.
+func rebuild(h *umem.Heap, off, n uint64, free *FreeIndex) error {
+	return h.View(func(r umem.Reader) error {
+		b, err := loadBitset(r, off, n)
+		if err != nil {
+			return err
+		}
+		var ierr error
+		b.not(n).runs(0, n, func(s, k uint64) {
+			if err := free.Insert(s, k); err != nil && ierr == nil {
+				ierr = err
+			}
+		})
+		return ierr
+	})
 }

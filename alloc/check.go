@@ -13,6 +13,7 @@ const maxProblems = 100
 // checker collects the problems found by a Check.
 type checker struct {
 	where func(Range) string // names a range of units for messages
+	unit  string             // what a unit is called: "units", "blocks"
 	errs  []error
 	more  int
 }
@@ -25,20 +26,24 @@ func (c *checker) addf(format string, args ...any) {
 	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{ErrInconsistent}, args...)...))
 }
 
-// add records err, marking it as an inconsistency if it is not one.
+// add records err, or each error it joins, marking as an inconsistency
+// whatever is not one already.
 func (c *checker) add(err error) {
-	if err == nil {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			c.add(e)
+		}
 		return
 	}
-	if !errors.Is(err, ErrInconsistent) {
+	switch {
+	case err == nil:
+	case !errors.Is(err, ErrInconsistent):
 		c.addf("%v", err)
-		return
-	}
-	if len(c.errs) >= maxProblems {
+	case len(c.errs) >= maxProblems:
 		c.more++
-		return
+	default:
+		c.errs = append(c.errs, err)
 	}
-	c.errs = append(c.errs, err)
 }
 
 func (c *checker) err() error {
@@ -74,16 +79,19 @@ func (c *checker) checkBitmap(alloc bitset, n uint64, clears, refs []claim) {
 // and units of a claim that are in the wrong state (set in wrong), and
 // returns the union of the valid claims.
 func (c *checker) cover(n uint64, claims []claim, wrong bitset, wrongState string) bitset {
-	sorted := slices.Clone(claims)
-	slices.SortStableFunc(sorted, func(a, b claim) int { return cmp.Compare(a.r.Start, b.r.Start) })
-	cov := newBitset(n)
-	var reach claim // the valid claim reaching furthest so far
-	seen := false
-	for _, x := range sorted {
+	sorted := make([]claim, 0, len(claims))
+	for _, x := range claims {
 		if !validRange(x.r) || x.r.End() > n {
-			c.addf("%s is empty or outside the bitmap of %d units", x.what, n)
+			c.addf("%s is empty or outside the bitmap of %d %s", x.what, n, c.unit)
 			continue
 		}
+		sorted = append(sorted, x)
+	}
+	slices.SortStableFunc(sorted, func(a, b claim) int { return cmp.Compare(a.r.Start, b.r.Start) })
+	cov := newBitset(n)
+	var reach claim // the claim reaching furthest so far
+	seen := false
+	for _, x := range sorted {
 		if seen && reach.r.End() > x.r.Start {
 			c.addf("%s overlaps %s", x.what, reach.what)
 		}

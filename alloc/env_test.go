@@ -48,7 +48,7 @@ func (l *testLog) replay(t testing.TB, size uint64) *umem.Heap {
 // durableID is a settable durable ID for the VEA.
 type durableID struct{ v atomic.Uint64 }
 
-func (d *durableID) get() wal.ID    { return wal.ID(d.v.Load()) }
+func (d *durableID) get() wal.ID   { return wal.ID(d.v.Load()) }
 func (d *durableID) set(id wal.ID) { d.v.Store(uint64(id)) }
 
 const txLimit = 1 << 20

@@ -53,12 +53,6 @@ type HeapStats struct {
 	Reserved uint64 // reserved, or published by a transaction not yet ended
 }
 
-// overlaps reports whether [a, a+an) and [b, b+bn) intersect.
-func overlaps(a, an, b, bn uint64) bool { return a < b+bn && b < a+an }
-
-// fits reports whether [off, off+n) lies within a heap of size bytes.
-func fits(off, n, size uint64) bool { return n <= size && off <= size-n }
-
 // NewHeap opens the allocator of the arena of arenaSize bytes at heap offset
 // arenaOff, whose bitmap of arenaSize/HeapUnit bits is at heap offset
 // bitmapOff. Both must lie inside h and not overlap; the arena must be
@@ -86,23 +80,6 @@ func NewHeap(h *umem.Heap, bitmapOff, arenaOff, arenaSize uint64) (*Heap, error)
 		return nil, fmt.Errorf("alloc: open heap allocator: %w", err)
 	}
 	return a, nil
-}
-
-// rebuild fills free with the clear runs of the n-bit bitmap at off.
-func rebuild(h *umem.Heap, off, n uint64, free *FreeIndex) error {
-	return h.View(func(r umem.Reader) error {
-		b, err := loadBitset(r, off, n)
-		if err != nil {
-			return err
-		}
-		var ierr error
-		b.not(n).runs(0, n, func(s, k uint64) {
-			if err := free.Insert(s, k); err != nil && ierr == nil {
-				ierr = err
-			}
-		})
-		return ierr
-	})
 }
 
 // unitsFor converts a byte size to units, rounding up.
@@ -272,7 +249,7 @@ func (a *Heap) Stats() HeapStats {
 // are misaligned, outside the arena, overlapping or not allocated; and
 // allocated units no reference covers.
 func (a *Heap) Check(refs []Span) error {
-	c := &checker{where: a.where}
+	c := &checker{where: a.where, unit: "units"}
 	err := a.h.View(func(rd umem.Reader) error {
 		bm, err := loadBitset(rd, a.bitmapOff, a.units)
 		if err != nil {

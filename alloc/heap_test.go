@@ -1,7 +1,9 @@
 package alloc
 
 import (
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 
@@ -340,10 +342,11 @@ func TestHeapReopenRebuild(t *testing.T) {
 		commit(t, h, log, func(tx *umem.Tx) error {
 			for range 5 {
 				if len(live) > 0 && rng.IntN(3) == 0 {
-					for off, size := range live {
-						delete(live, off)
-						return a.Free(tx, off, size)
-					}
+					offs := slices.Sorted(maps.Keys(live))
+					off := offs[rng.IntN(len(offs))]
+					size := live[off]
+					delete(live, off)
+					return a.Free(tx, off, size)
 				}
 				size := uint64(1 + rng.IntN(300))
 				off, err := a.Alloc(tx, size)
@@ -487,15 +490,21 @@ func (m *heapModel) used() uint64 {
 }
 
 func TestHeapRandom(t *testing.T) {
-	h, a, log := newTestHeap(t)
+	const arenaSize = 300 * HeapUnit // small, to run out of space
+	h, log := umem.New(tHeapSize), &testLog{}
+	a, err := NewHeap(h, tBitmapOff, tArenaOff, arenaSize)
+	require.NoError(t, err)
 	rng := rand.New(rand.NewPCG(42, 1))
 	m := heapModel{live: map[uint64]uint64{}}
 	var held []HeapRes // reservations held across steps
-	pick := func() (uint64, uint64) {
-		for off, size := range m.live {
-			return off, size
+	var nospace, aborts, commits, frees int
+	pick := func() (uint64, uint64) { // deterministic for the seed
+		if len(m.live) == 0 {
+			return 0, 0
 		}
-		return 0, 0
+		offs := slices.Sorted(maps.Keys(m.live))
+		off := offs[rng.IntN(len(offs))]
+		return off, m.live[off]
 	}
 	for step := range 3000 {
 		switch op := rng.IntN(10); {
@@ -503,6 +512,7 @@ func TestHeapRandom(t *testing.T) {
 			r, err := a.Reserve(uint64(1 + rng.IntN(2000)))
 			if err != nil {
 				require.ErrorIs(t, err, ErrNoSpace)
+				nospace++
 				break
 			}
 			held = append(held, r)
@@ -515,17 +525,18 @@ func TestHeapRandom(t *testing.T) {
 			pending := map[uint64]uint64{}
 			freed := map[uint64]bool{}
 			for range 1 + rng.IntN(6) {
-				switch k := rng.IntN(3); {
+				switch k := rng.IntN(5); {
 				case k == 0 && len(held) > 0:
 					r := held[0]
 					held = held[1:]
 					require.NoError(t, a.Publish(tx, r))
 					pending[r.Off()] = r.Size()
-				case k == 1:
+				case k <= 2:
 					size := uint64(1 + rng.IntN(1500))
 					off, err := a.Alloc(tx, size)
 					if err != nil {
 						require.ErrorIs(t, err, ErrNoSpace)
+						nospace++
 						continue
 					}
 					pending[off] = size
@@ -540,11 +551,12 @@ func TestHeapRandom(t *testing.T) {
 			}
 			if rng.IntN(4) == 0 {
 				tx.Abort()
+				aborts++
 				break
 			}
-			if _, err := tx.Commit(log); err != nil {
-				require.NoError(t, err)
-			}
+			_, err := tx.Commit(log)
+			require.NoError(t, err)
+			commits, frees = commits+1, frees+len(freed)
 			for off := range freed {
 				delete(m.live, off)
 			}
@@ -561,10 +573,14 @@ func TestHeapRandom(t *testing.T) {
 		require.Equal(t, heldBytes, st.Reserved, "step %d", step)
 		require.Equal(t, st.Total, st.Free+st.Reserved+m.used(), "step %d", step)
 	}
+	t.Logf("%d commits (%d frees), %d aborts, %d out of space", commits, frees, aborts, nospace)
+	require.NotZero(t, nospace)
+	require.NotZero(t, aborts)
+	require.NotZero(t, frees)
 	for _, r := range held {
 		a.Cancel(r)
 	}
-	b, err := NewHeap(log.replay(t, tHeapSize), tBitmapOff, tArenaOff, tArenaSize)
+	b, err := NewHeap(log.replay(t, tHeapSize), tBitmapOff, tArenaOff, arenaSize)
 	require.NoError(t, err)
 	require.Equal(t, freeExtents(a), freeExtents(b))
 	require.NoError(t, b.Check(m.refs()))
@@ -632,4 +648,49 @@ func TestHeapConcurrent(t *testing.T) {
 	}
 	require.NoError(t, a.Check(refs))
 	require.Equal(t, uint64(0), a.Stats().Reserved)
+}
+
+func TestHeapCheckReportsIndexAndLimit(t *testing.T) {
+	h, a, log := newTestHeap(t)
+	var offs []uint64
+	commit(t, h, log, func(tx *umem.Tx) error {
+		for range tUnits {
+			off, err := a.Alloc(tx, 64)
+			if err != nil {
+				return err
+			}
+			offs = append(offs, off)
+		}
+		return nil
+	})
+	_, err := a.Reserve(1)
+	require.ErrorIs(t, err, ErrNoSpace)
+	var refs []Span
+	for i := 0; i < tUnits; i += 2 {
+		refs = append(refs, Span{offs[i], 64})
+	}
+	p := problems(a.Check(refs))
+	require.Len(t, p, maxProblems+1)
+	require.Equal(t, "alloc: inconsistent: heap [8256, +64 bytes) (units [1, +1)) is allocated in the bitmap but not referenced (leaked space)", p[0])
+	require.Equal(t, "alloc: inconsistent: 400 more problems not listed", p[maxProblems])
+
+	// Free two neighbours in separate transactions, then break the index's
+	// coalescing by hand.
+	commit(t, h, log, func(tx *umem.Tx) error { return a.Free(tx, offs[10], 64) })
+	commit(t, h, log, func(tx *umem.Tx) error { return a.Free(tx, offs[11], 64) })
+	require.Equal(t, []Range{{10, 2}}, freeExtents(a))
+	a.mu.Lock()
+	a.free.del(Range{10, 2})
+	a.free.add(Range{10, 1})
+	a.free.add(Range{11, 1})
+	a.mu.Unlock()
+	all := make([]Span, 0, tUnits)
+	for i, off := range offs {
+		if i != 10 && i != 11 {
+			all = append(all, Span{off, 64})
+		}
+	}
+	require.Equal(t, []string{
+		"alloc: inconsistent: free extents [10, +1) and [11, +1) touch (not coalesced)",
+	}, problems(a.Check(all)))
 }

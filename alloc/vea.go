@@ -61,7 +61,8 @@ type VEA struct {
 
 // NewVEA opens the allocator of blocks data blocks whose bitmap is at heap
 // offset bitmapOff; durable returns the log's durable ID (a record with ID
-// id is durable once durable() > id). It rebuilds the free index from the
+// id is durable once durable() > id). durable is called with the VEA's lock
+// held and must not call back into the VEA. It rebuilds the free index from the
 // bitmap, so it must not run while transactions change the bitmap.
 func NewVEA(h *umem.Heap, bitmapOff, blocks uint64, durable func() wal.ID) (*VEA, error) {
 	switch {
@@ -303,7 +304,7 @@ func (v *VEA) Stats() VEAStats {
 // reference covers.
 func (v *VEA) Check(refs []Extent) error {
 	v.Age()
-	c := &checker{where: v.where}
+	c := &checker{where: v.where, unit: "blocks"}
 	err := v.h.View(func(rd umem.Reader) error {
 		bm, err := loadBitset(rd, v.bitmapOff, v.blocks)
 		if err != nil {
