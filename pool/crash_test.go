@@ -25,8 +25,10 @@ func crashConfig() Config {
 	return Config{DataSize: DataOffset + 2<<20, MetaSize: 1 << 20, WALSize: wal.RingOffset + wal.MinRingSize, RecordLimit: 16 << 10}
 }
 
+// crashOptions kick the checkpointer late, so writers are throttled on
+// every lap of the ring, and crashes land in throttled waits too.
 func crashOptions() Options {
-	return Options{CheckpointInterval: 20 * time.Millisecond}
+	return Options{CheckpointInterval: 20 * time.Millisecond, HighWater: 0.95}
 }
 
 // crashRun is one crash state: a workload on a fresh pool, crashed where arm
@@ -44,17 +46,17 @@ func (c crashRun) String() string {
 	return fmt.Sprintf("seed=%d goroutines=%d steps=%d recoveryCrash=%d", c.seed, c.goroutines, c.steps, c.recoveryCrash)
 }
 
-// run returns the number of sync points the workload reached and an error
-// describing any violation.
-func (c crashRun) run() (syncs int, err error) {
+// run returns the number of sync points the workload reached, the crashed
+// pool's counters, and an error describing any violation.
+func (c crashRun) run() (syncs int, st Stats, err error) {
 	ctx := context.Background()
 	fs := blob.NewMemFS(c.seed)
 	if err := Create(fs, "pool", crashConfig()); err != nil {
-		return 0, err
+		return 0, st, err
 	}
 	p, err := Open(fs, "pool", crashOptions())
 	if err != nil {
-		return 0, err
+		return 0, st, err
 	}
 	m := newModel()
 	w := &workload{p: p, m: m, largeMax: 8}
@@ -63,7 +65,7 @@ func (c crashRun) run() (syncs int, err error) {
 	}
 	if err := w.setup(ctx); err != nil {
 		if !isCrash(err) {
-			return 0, fmt.Errorf("setup: %w", err)
+			return 0, st, fmt.Errorf("setup: %w", err)
 		}
 		c.goroutines = 0
 	}
@@ -87,9 +89,10 @@ func (c crashRun) run() (syncs int, err error) {
 	wg.Wait()
 	close(errs)
 	if err := <-errs; err != nil {
-		return 0, err
+		return 0, st, err
 	}
 	_, syncs = fs.Ops()
+	st = p.Stats()
 	img := fs.CrashImage()
 	if img == nil {
 		img = fs.Crash()
@@ -101,7 +104,7 @@ func (c crashRun) run() (syncs int, err error) {
 		if p2, err := Open(img, "pool", crashOptions()); err == nil {
 			_ = p2.Close()
 		} else if !isCrash(err) {
-			return syncs, fmt.Errorf("recovery: %w", err)
+			return syncs, st, fmt.Errorf("recovery: %w", err)
 		}
 		if img2 := img.CrashImage(); img2 != nil {
 			img = img2
@@ -112,37 +115,37 @@ func (c crashRun) run() (syncs int, err error) {
 
 	p, err = Open(img, "pool", crashOptions())
 	if err != nil {
-		return syncs, fmt.Errorf("reopen: %w", err)
+		return syncs, st, fmt.Errorf("reopen: %w", err)
 	}
 	if err := verify(p, m); err != nil {
 		p.Close()
-		return syncs, fmt.Errorf("after crash: %w", err)
+		return syncs, st, fmt.Errorf("after crash: %w", err)
 	}
 	// The recovered pool takes new transactions and closes clean.
 	w.p = p
 	if err := w.setup(ctx); err != nil {
 		p.Close()
-		return syncs, fmt.Errorf("setup after recovery: %w", err)
+		return syncs, st, fmt.Errorf("setup after recovery: %w", err)
 	}
 	rng := rand.New(rand.NewSource(c.seed))
 	for i := 0; i < 5; i++ {
 		if err := w.step(ctx, rng); err != nil {
 			p.Close()
-			return syncs, fmt.Errorf("after recovery: %w", err)
+			return syncs, st, fmt.Errorf("after recovery: %w", err)
 		}
 	}
 	if err := p.Close(); err != nil {
-		return syncs, fmt.Errorf("close after recovery: %w", err)
+		return syncs, st, fmt.Errorf("close after recovery: %w", err)
 	}
 	p, err = Open(img, "pool", crashOptions())
 	if err != nil {
-		return syncs, fmt.Errorf("reopen after clean close: %w", err)
+		return syncs, st, fmt.Errorf("reopen after clean close: %w", err)
 	}
 	defer p.Close()
 	if r := p.Recovery(); !r.Clean || r.Records != 0 {
-		return syncs, fmt.Errorf("clean close left %+v", r)
+		return syncs, st, fmt.Errorf("clean close left %+v", r)
 	}
-	return syncs, verify(p, m)
+	return syncs, st, verify(p, m)
 }
 
 // crashStates is the number of random crash states; VOSFS_CRASH_STATES
@@ -161,10 +164,14 @@ func crashStates(t *testing.T, full int) int {
 
 // Every sync point of a single-writer workload, one crash each.
 func TestCrashAtEverySyncPoint(t *testing.T) {
-	base := crashRun{seed: 1, goroutines: 1, steps: 40}
-	total, err := base.run()
+	base := crashRun{seed: 1, goroutines: 1, steps: 300}
+	total, st, err := base.run()
 	require.NoError(t, err)
 	require.Greater(t, total, 50)
+	// The sync points include checkpoints and throttled waits.
+	require.GreaterOrEqual(t, st.Checkpoint.Checkpoints, uint64(3))
+	require.GreaterOrEqual(t, st.Log.ThrottleEvents, uint64(2))
+	t.Logf("workload: %d commits, %d checkpoints, %d throttle events", st.Commits, st.Checkpoint.Checkpoints, st.Log.ThrottleEvents)
 	if testing.Short() {
 		total = min(total, 60)
 	}
@@ -172,7 +179,7 @@ func TestCrashAtEverySyncPoint(t *testing.T) {
 		c := base
 		c.seed = int64(1000 + n)
 		c.arm = func(fs *blob.MemFS) { fs.CrashAtSync(n) }
-		_, err := c.run()
+		_, _, err := c.run()
 		require.NoError(t, err, "crash at sync %d: %v", n, c)
 	}
 	t.Logf("%d crash states at sync points", total)
@@ -197,7 +204,7 @@ func TestCrashRandom(t *testing.T) {
 		if rng.Intn(4) == 0 {
 			c.recoveryCrash = 1 + rng.Intn(60)
 		}
-		_, err := c.run()
+		_, _, err := c.run()
 		require.NoError(t, err, "state %d: %v crashAfter=%d (rerun with VOSFS_CRASH_SEED=%d)", i, c, at, seed)
 	}
 	t.Logf("%d random crash states", states)
