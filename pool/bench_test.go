@@ -188,7 +188,8 @@ func TestSustainedLoad(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pool")
 	fsys := blob.NewOSFS(true)
 	require.NoError(t, Create(fsys, dir, Config{DataSize: 64 << 20, MetaSize: 16 << 20, WALSize: wal.RingOffset + 4<<20, RecordLimit: 256 << 10}))
-	p, err := Open(fsys, dir, Options{})
+	// The checkpointer is kicked late (90% fill), so writers do wait.
+	p, err := Open(fsys, dir, Options{HighWater: 0.9})
 	require.NoError(t, err)
 	ctx := context.Background()
 	const writers, valSize = 8, 60 << 10
