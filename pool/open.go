@@ -64,6 +64,7 @@ type Pool struct {
 	recovery Recovery
 
 	turn    chan struct{} // the writer turn: FIFO, held from WaitSpace to Append
+	closing chan struct{} // closed by Close once it holds the turn for good
 	dataSem chan struct{} // bounds data writes in flight
 
 	mu     sync.Mutex
@@ -91,6 +92,7 @@ func Open(fsys blob.FS, dir string, opts Options) (_ *Pool, err error) {
 		opts.QueueDepth = DefaultQueueDepth
 	}
 	p.turn = make(chan struct{}, 1)
+	p.closing = make(chan struct{})
 	p.dataSem = make(chan struct{}, opts.QueueDepth)
 
 	if p.walf, err = openBlob(fsys, dir, WALFile); err != nil {
@@ -274,6 +276,7 @@ func (p *Pool) Close() error {
 	p.closed = true
 	p.mu.Unlock()
 	p.turn <- struct{}{} // no transaction in its critical section from here on
+	close(p.closing)
 	defer p.closeFiles()
 	p.ckpt.Stop()
 	err := p.log.Close()

@@ -36,8 +36,10 @@ func TestCreateOpenCloseClean(t *testing.T) {
 	require.Equal(t, p.Layout().ArenaSize, s.Heap.Free)
 	require.NoError(t, p.Close())
 	require.ErrorIs(t, p.Close(), ErrClosed)
+	_, err := p.Update(context.Background(), func(*Tx) error { return nil })
+	require.ErrorIs(t, err, ErrClosed)
 
-	p, err := Open(mfs, "pool", crashOptions())
+	p, err = Open(mfs, "pool", crashOptions())
 	require.NoError(t, err)
 	require.True(t, p.Recovery().Clean)
 	require.Zero(t, p.Recovery().Records)

@@ -82,16 +82,12 @@ func (p *Pool) Update(ctx context.Context, fn func(*Tx) error) (wal.ID, error) {
 func (p *Pool) UpdateAsync(ctx context.Context, fn func(*Tx) error) (*Pending, error) {
 	select {
 	case p.turn <- struct{}{}:
+	case <-p.closing:
+		return nil, ErrClosed
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 	defer func() { <-p.turn }()
-	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
-		return nil, ErrClosed
-	}
 	if err := p.log.WaitSpace(ctx); err != nil {
 		return nil, err
 	}
