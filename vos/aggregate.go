@@ -1,0 +1,398 @@
+package vos
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"sort"
+	"time"
+
+	"vosfs/alloc"
+	"vosfs/pool"
+	"vosfs/umem"
+	"vosfs/wal"
+)
+
+// Aggregation limits: each transaction of an aggregation pass handles at
+// most aggPaths keys and aggActions changes, so its record stays small and
+// the pass can stop between transactions.
+const (
+	aggPaths   = 64
+	aggActions = 256
+)
+
+// aggAction is one change of aggregation: drop an entry (and free its
+// space), or replace a merge operand by the folded value.
+type aggAction struct {
+	key  []byte
+	fold []byte // nil: drop
+	path Path
+}
+
+func (s *Store) aggregateLoop() {
+	defer close(s.stopped)
+	t := time.NewTicker(s.opts.AggregateInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if s.p.Err() == nil {
+				_, _ = s.Aggregate(context.Background())
+			}
+		}
+	}
+}
+
+// Aggregate drops (or folds) every version that no snapshot, reader or the
+// latest state can see, and frees its space; it returns how many entries
+// it dropped. Data-blob extents become reusable once the dropping
+// transaction is durable.
+func (s *Store) Aggregate(ctx context.Context) (int, error) {
+	s.aggMu.Lock()
+	defer s.aggMu.Unlock()
+	s.mu.Lock()
+	low := s.lowWaterLocked()
+	s.mu.Unlock()
+
+	dropped := 0
+	cursor := []byte{kindData}
+	for cursor != nil {
+		var actions []aggAction
+		var next []byte
+		var folds []*foldPlan
+		if err := s.p.View(func(r umem.Reader) error {
+			var err error
+			actions, folds, next, err = s.planPaths(r, cursor, low)
+			return err
+		}); err != nil {
+			return dropped, err
+		}
+		for _, f := range folds {
+			a, err := f.finish(s)
+			if err != nil {
+				return dropped, err
+			}
+			actions = append(actions, a)
+		}
+		n, err := s.applyAggregation(ctx, actions)
+		dropped += n
+		if err != nil {
+			return dropped, err
+		}
+		cursor = next
+	}
+	n, err := s.aggregateObjectPunches(ctx, low)
+	dropped += n
+	s.count(func(st *Stats) { st.Aggregations++; st.VersionsDropped += uint64(dropped) })
+	return dropped, err
+}
+
+// foldPlan is a merge chain to fold: the operands' parts and base, read
+// under the lock, fetched and folded outside it.
+type foldPlan struct {
+	key      []byte
+	path     Path
+	merge    uint8
+	base     *part
+	operands []part // newest first
+}
+
+func (f *foldPlan) finish(s *Store) (aggAction, error) {
+	res := valueResult{exists: true, base: f.base, operands: f.operands, merge: f.merge}
+	val, _, err := s.value(res)
+	if err != nil {
+		return aggAction{}, err
+	}
+	if val == nil {
+		val = []byte{}
+	}
+	return aggAction{key: f.key, fold: val, path: f.path}, nil
+}
+
+type aggEntry struct {
+	key   []byte
+	sub   byte
+	epoch uint64
+	off   uint64
+	r     rec
+}
+
+// planPaths looks at up to aggPaths keys from cursor and returns what to
+// drop or fold, and the cursor after them (nil at the end).
+func (s *Store) planPaths(r umem.Reader, cursor []byte, low uint64) ([]aggAction, []*foldPlan, []byte, error) {
+	var actions []aggAction
+	var folds []*foldPlan
+	v := view{s: s, r: r, epoch: low}
+	for n := 0; n < aggPaths; n++ {
+		it := s.tree.Seek(r, cursor)
+		if !it.Next() || it.Key()[0] != kindData {
+			return actions, folds, nil, it.Err()
+		}
+		pk, err := parseDataKey(it.Key())
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		p := Path{OID: pk.oid, Dkey: pk.dkey, Akey: pk.akey}
+		prefix := p.prefix(nil)
+		var entries []aggEntry
+		for ok := true; ok && bytes.HasPrefix(it.Key(), prefix); ok = it.Next() {
+			e, err := parseDataKey(it.Key())
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			rc, err := decodeRec(it.Value())
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			entries = append(entries, aggEntry{key: append([]byte(nil), it.Key()...), sub: e.sub, epoch: e.epoch, off: e.off, r: rc})
+		}
+		if err := it.Err(); err != nil {
+			return nil, nil, nil, err
+		}
+		punch, err := v.objPunch(p.OID)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		a, f, err := planPath(v, p, entries, low, punch)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		actions = append(actions, a...)
+		if f != nil {
+			folds = append(folds, f)
+		}
+		cursor = afterEscaped(prefix)
+		if len(actions) >= aggActions {
+			break
+		}
+	}
+	return actions, folds, cursor, nil
+}
+
+// planPath decides what of one akey's entries at or below low is invisible
+// to every view (all views are at low or later).
+func planPath(v view, p Path, entries []aggEntry, low, objPunch uint64) ([]aggAction, *foldPlan, error) {
+	var actions []aggAction
+	drop := func(e aggEntry) { actions = append(actions, aggAction{key: e.key, path: p}) }
+	var values, arrays []aggEntry
+	for _, e := range entries {
+		switch {
+		case e.epoch > low:
+		case e.epoch <= objPunch:
+			drop(e)
+		case e.sub == subValue:
+			values = append(values, e) // newest first (key order)
+		default:
+			arrays = append(arrays, e)
+		}
+	}
+	// Single values: the newest at or below low decides what low sees;
+	// everything older goes. A merge chain folds into one value.
+	var fold *foldPlan
+	for i, e := range values {
+		if e.r.kind == recPunch {
+			for _, o := range values[i:] {
+				drop(o)
+			}
+			break
+		}
+		if e.r.merge == 0 {
+			for _, o := range values[i+1:] {
+				drop(o)
+			}
+			break
+		}
+		if i > 0 {
+			continue // inside a chain that started above
+		}
+		// An operand on top: find its base.
+		j := 1
+		for j < len(values) && values[j].r.merge != 0 && values[j].r.kind != recPunch {
+			j++
+		}
+		if j == 1 && (j == len(values)) {
+			break // a lone operand: nothing to fold
+		}
+		fold = &foldPlan{key: e.key, path: p, merge: e.r.merge}
+		for _, o := range values[:j] {
+			pt, err := v.load(o.r)
+			if err != nil {
+				return nil, nil, err
+			}
+			fold.operands = append(fold.operands, pt)
+		}
+		if j < len(values) && values[j].r.kind != recPunch {
+			pt, err := v.load(values[j].r)
+			if err != nil {
+				return nil, nil, err
+			}
+			fold.base = &pt
+		}
+		for _, o := range values[1:] {
+			drop(o)
+		}
+		break
+	}
+	// Arrays: paint at low; an extent no byte of which is visible goes; a
+	// punch goes once no older extent under it is left.
+	if len(arrays) > 0 {
+		sort.SliceStable(arrays, func(i, j int) bool { return arrays[i].epoch > arrays[j].epoch })
+		var claimed []Segment
+		var kept []aggEntry
+		for _, e := range arrays {
+			lo, hi := e.off, e.off+e.r.size
+			if e.sub == subPunch {
+				lo, hi = e.r.loc, e.r.size
+			}
+			visible := false
+			for _, g := range gaps(claimed, lo, hi) {
+				visible = true
+				claimed = insertSeg(claimed, Segment{Off: g[0], Len: g[1] - g[0]})
+			}
+			switch {
+			case e.sub == subExt && !visible:
+				drop(e)
+			case e.sub == subExt:
+				kept = append(kept, e)
+			}
+		}
+		for _, e := range arrays {
+			if e.sub != subPunch {
+				continue
+			}
+			needed := false
+			for _, k := range kept {
+				if k.epoch < e.epoch && k.off < e.r.size && e.r.loc < k.off+k.r.size {
+					needed = true
+					break
+				}
+			}
+			if !needed {
+				drop(e)
+			}
+		}
+	}
+	return actions, fold, nil
+}
+
+// applyAggregation applies actions in transactions of at most aggActions.
+func (s *Store) applyAggregation(ctx context.Context, actions []aggAction) (int, error) {
+	done := 0
+	for len(actions) > 0 {
+		batch := actions[:min(len(actions), aggActions)]
+		actions = actions[len(batch):]
+		if _, err := s.p.Update(ctx, func(tx *pool.Tx) error {
+			for _, a := range batch {
+				val, ok, err := s.tree.Get(tx.Reader(), a.key)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
+				old, err := decodeRec(val)
+				if err != nil {
+					return err
+				}
+				if err := freeRec(tx, old); err != nil {
+					return err
+				}
+				if a.fold == nil {
+					if _, err := s.tree.Delete(tx, a.key); err != nil {
+						return err
+					}
+					continue
+				}
+				nr := rec{size: uint64(len(a.fold)), csum: wal.Checksum(a.fold)}
+				if len(a.fold) <= inlineMax {
+					nr.kind = recInline
+					copy(nr.inline[:], a.fold)
+				} else {
+					off, err := tx.Alloc(uint64(len(a.fold)))
+					if err != nil {
+						return err
+					}
+					if err := tx.Write(off, a.fold); err != nil {
+						return err
+					}
+					nr.kind, nr.loc = recHeap, off
+				}
+				if _, err := s.tree.Put(tx, a.key, nr.encode()); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return done, err
+		}
+		done += len(batch)
+	}
+	return done, nil
+}
+
+// freeRec frees the heap or data-blob space a record holds.
+func freeRec(tx *pool.Tx, r rec) error {
+	switch r.kind {
+	case recHeap:
+		return tx.Free(r.loc, r.size)
+	case recData:
+		return tx.FreeExtents([]alloc.Extent{{Block: r.loc, Count: r.blocks()}})
+	}
+	return nil
+}
+
+// aggregateObjectPunches drops object punches at or below low that hide
+// nothing any more (aggregation dropped what they hid), and punches older
+// than another such punch of the same object.
+func (s *Store) aggregateObjectPunches(ctx context.Context, low uint64) (int, error) {
+	var drops []aggAction
+	if err := s.p.View(func(r umem.Reader) error {
+		it := s.tree.Seek(r, []byte{kindObjPunch})
+		var lastOID uint64
+		haveNewer := false
+		for it.Next() {
+			k := it.Key()
+			if k[0] != kindObjPunch || len(k) != 17 {
+				break
+			}
+			oid := binary.BigEndian.Uint64(k[1:])
+			epoch := ^binary.BigEndian.Uint64(k[9:])
+			if oid != lastOID {
+				lastOID, haveNewer = oid, false
+			}
+			if epoch > low {
+				continue
+			}
+			if haveNewer {
+				drops = append(drops, aggAction{key: append([]byte(nil), k...)})
+				continue
+			}
+			haveNewer = true
+			hides := false
+			prefix := objPrefix(nil, oid)
+			dit := s.tree.Seek(r, prefix)
+			for dit.Next() && bytes.HasPrefix(dit.Key(), prefix) {
+				e, err := parseDataKey(dit.Key())
+				if err != nil {
+					return err
+				}
+				if e.epoch <= epoch {
+					hides = true
+					break
+				}
+			}
+			if err := dit.Err(); err != nil {
+				return err
+			}
+			if !hides {
+				drops = append(drops, aggAction{key: append([]byte(nil), k...)})
+			}
+		}
+		return it.Err()
+	}); err != nil {
+		return 0, err
+	}
+	return s.applyAggregation(ctx, drops)
+}
