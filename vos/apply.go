@@ -358,4 +358,3 @@ func (a *applier) punchArrayAll(p Path) error {
 	}
 	return a.putPunchRange(p, 0, MaxArrayOffset)
 }
-

@@ -2,8 +2,8 @@ package vos
 
 import (
 	"context"
-	"errors"
 	"encoding/binary"
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
