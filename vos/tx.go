@@ -79,7 +79,7 @@ type PredicateResult struct {
 // Result is the outcome of a commit.
 type Result struct {
 	Status Status
-	Epoch  uint64 // the transaction's epoch when Committed
+	Epoch  uint64 // the transaction's epoch when it committed changes
 	ID     wal.ID // its log ID when Committed
 	Failed *PredicateResult
 }
@@ -296,8 +296,29 @@ func (tx *Tx) Punch(p Path) error {
 	if err := tx.punchedObject(p.OID); err != nil {
 		return err
 	}
+	tx.supersedeArrays(func(q Path) bool { return q.key() == p.key() })
 	tx.ops = append(tx.ops, op{kind: opPunch, path: p})
 	return nil
+}
+
+// supersedeArrays drops the transaction's earlier array changes of the
+// paths a punch removes: ops apply in order, and array changes at one
+// epoch cannot be ordered after the fact.
+func (tx *Tx) supersedeArrays(match func(Path) bool) {
+	kept := tx.ops[:0]
+	for _, o := range tx.ops {
+		if (o.kind == opWrite || o.kind == opPunchRange) && match(o.path) {
+			if o.large != nil {
+				for _, w := range o.large.ws {
+					_ = w.Wait()
+				}
+				tx.s.p.Extents().Cancel(o.large.exts)
+			}
+			continue
+		}
+		kept = append(kept, o)
+	}
+	tx.ops = kept
 }
 
 // PunchDkey removes every akey of a dkey.
@@ -309,6 +330,7 @@ func (tx *Tx) PunchDkey(oid uint64, dkey []byte) error {
 	if err := p.check(); err != nil {
 		return err
 	}
+	tx.supersedeArrays(func(q Path) bool { return q.OID == oid && bytes.Equal(q.Dkey, dkey) })
 	tx.ops = append(tx.ops, op{kind: opPunchDkey, path: p})
 	return nil
 }
@@ -318,6 +340,7 @@ func (tx *Tx) PunchObject(oid uint64) error {
 	if err := tx.usable(); err != nil {
 		return err
 	}
+	tx.supersedeArrays(func(q Path) bool { return q.OID == oid })
 	tx.ops = append(tx.ops, op{kind: opPunchObject, path: Path{OID: oid}})
 	return nil
 }
@@ -671,8 +694,8 @@ func (tx *Tx) commit(ctx context.Context) (Result, *pool.Pending, error) {
 	}()
 	if len(tx.ops) == 0 && len(tx.preds) == 0 {
 		// A read-only transaction commits nothing (and never conflicts:
-		// it read one consistent epoch).
-		res.Status, res.Epoch = Committed, tx.start
+		// it read one consistent epoch); it has no epoch of its own.
+		res.Status = Committed
 		return res, nil, nil
 	}
 	pending, err := tx.s.p.UpdateAsync(ctx, func(ptx *pool.Tx) error {

@@ -10,11 +10,11 @@ import (
 // parts of the image it touched (front: header and slots; back: records), so
 // that only those are compared.
 type edit struct {
-	node          // over the image
-	cur    []byte // the node's bytes in the heap
-	front  span   // touched part of [0, slotsEnd)
-	back   span   // touched part of [low, NodeSize)
-	sc     *scratch
+	node         // over the image
+	cur   []byte // the node's bytes in the heap
+	front span   // touched part of [0, slotsEnd)
+	back  span   // touched part of [low, NodeSize)
+	sc    *scratch
 }
 
 // span is a byte range [lo, hi) of a node; empty when lo >= hi.
