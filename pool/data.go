@@ -57,8 +57,18 @@ func (p *Pool) ReadData(ext alloc.Extent, off uint64, buf []byte) error {
 	if ext.Block+ext.Count > p.layout.DataBlocks || off+uint64(len(buf)) > ext.Count*BlockSize {
 		return fmt.Errorf("%w: read [%d, +%d) of extent %+v", ErrDataRange, off, len(buf), ext)
 	}
-	if _, err := p.dataf.ReadAt(buf, int64(DataOffset+ext.Block*BlockSize+off)); err != nil {
+	abs := DataOffset + ext.Block*BlockSize + off
+	start, end := abs&^(BlockSize-1), alignUp(abs+uint64(len(buf)), BlockSize)
+	dst := buf
+	if start != abs || end != abs+uint64(len(buf)) {
+		// Direct I/O reads whole blocks.
+		dst = make([]byte, end-start)
+	}
+	if _, err := p.dataf.ReadAt(dst, int64(start)); err != nil {
 		return fmt.Errorf("pool %s: %w", p.dir, err)
+	}
+	if len(dst) != len(buf) {
+		copy(buf, dst[abs-start:])
 	}
 	return nil
 }

@@ -308,25 +308,61 @@ func insertSeg(segs []Segment, s Segment) []Segment {
 }
 
 // readSegments copies the segments' bytes into buf, which starts at array
-// offset off. Heap bytes are in hand; data-blob bytes are read now.
+// offset off. Heap bytes are in hand; data-blob bytes are read now, with
+// neighbouring segments that are neighbours on disk read together and up to
+// readParallel reads in flight.
 func (s *Store) readSegments(segs []Segment, off uint64, buf []byte) error {
+	type span struct {
+		disk     uint64 // byte position in the data blob's block space
+		from, to uint64 // the bytes of buf it fills
+	}
+	var spans []span
 	for _, seg := range segs {
-		dst := buf[seg.Off-off : seg.Off-off+seg.Len]
-		if seg.Hole {
-			clear(dst)
-			continue
+		from, to := seg.Off-off, seg.Off-off+seg.Len
+		switch {
+		case seg.Hole:
+			clear(buf[from:to])
+		case seg.src.data != nil:
+			copy(buf[from:to], seg.src.data[seg.skip:seg.skip+seg.Len])
+		default:
+			disk := seg.src.r.loc*blockSize + seg.skip
+			if n := len(spans); n > 0 && spans[n-1].to == from && spans[n-1].disk+(from-spans[n-1].from) == disk {
+				spans[n-1].to = to
+				continue
+			}
+			spans = append(spans, span{disk: disk, from: from, to: to})
 		}
-		if seg.src.data != nil {
-			copy(dst, seg.src.data[seg.skip:seg.skip+seg.Len])
-			continue
-		}
-		r := seg.src.r
-		if err := s.p.ReadData(alloc.Extent{Block: r.loc, Count: r.blocks()}, seg.skip, dst); err != nil {
+	}
+	if len(spans) == 0 {
+		return nil
+	}
+	read := func(sp span) error {
+		block, skip := sp.disk/blockSize, sp.disk%blockSize
+		blocks := (skip + sp.to - sp.from + blockSize - 1) / blockSize
+		return s.p.ReadData(alloc.Extent{Block: block, Count: blocks}, skip, buf[sp.from:sp.to])
+	}
+	if len(spans) == 1 {
+		return read(spans[0])
+	}
+	sem := make(chan struct{}, readParallel)
+	errs := make(chan error, len(spans))
+	for _, sp := range spans {
+		sem <- struct{}{}
+		go func(sp span) {
+			defer func() { <-sem }()
+			errs <- read(sp)
+		}(sp)
+	}
+	for range spans {
+		if err := <-errs; err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// readParallel bounds the data-blob reads one array read has in flight.
+const readParallel = 16
 
 // akeyLive reports whether the akey under prefix (a Path prefix) holds a
 // value or array data at the view's epoch.

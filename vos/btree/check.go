@@ -107,9 +107,6 @@ func (ck *checker) walk(nd node, lo, hi []byte, st *Stats) error {
 		prev = k
 	}
 	if nd.leaf() {
-		if nd.n == 0 {
-			return corruptf(nd.off, "empty leaf")
-		}
 		st.Leaves++
 		st.Keys += nd.n
 		for i := 0; i < nd.n; i++ {

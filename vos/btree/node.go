@@ -104,6 +104,12 @@ func parseNode(b []byte, off uint64, valueSize int) (node, error) {
 		if nd.link() != 0 {
 			return node{}, corruptf(off, "leaf with a child pointer")
 		}
+		// An empty leaf is freed at once, so none is ever read: taking
+		// one for corruption also bounds the work of a walk through a
+		// damaged tree by the entries it returns.
+		if nd.n == 0 {
+			return node{}, corruptf(off, "empty leaf")
+		}
 		nd.vs = valueSize
 	case kindInternal:
 		if nd.level == 0 || nd.level > maxLevel {
