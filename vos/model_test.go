@@ -298,12 +298,15 @@ func modelRun(seed int64, goroutines, steps, crashAt int) error {
 					if len(names) > 0 {
 						sort.Strings(names)
 						name := names[rng.Intn(len(names))]
-						if err = s.DeleteSnapshot(ctx, name); err == nil || errors.Is(err, ErrNoSnapshot) {
+						// A deletion cut short by the crash may or may
+						// not have happened: the snapshot may be gone.
+						err = s.DeleteSnapshot(ctx, name)
+						if err == nil || errors.Is(err, ErrNoSnapshot) {
 							err = nil
-							lg.mu.Lock()
-							delete(lg.snaps, name)
-							lg.mu.Unlock()
 						}
+						lg.mu.Lock()
+						delete(lg.snaps, name)
+						lg.mu.Unlock()
 					}
 				default:
 					tx := s.Begin()

@@ -49,7 +49,12 @@ func FuzzNodeDecode(f *testing.F) {
 	f.Add(seedNodes(0), uint8(0))
 	f.Add(seedNodes(8)[NodeSize:], uint8(8))
 	f.Add([]byte{}, uint8(8))
-	f.Fuzz(func(t *testing.T, data []byte, vs uint8) {
+	f.Fuzz(func(t *testing.T, data []byte, vs uint8) { decodeAll(data, vs) })
+}
+
+// decodeAll runs every read path, Check and the write paths over data.
+func decodeAll(data []byte, vs uint8) {
+	{
 		if len(data) > 2*NodeSize {
 			data = data[:2*NodeSize]
 		}
@@ -87,7 +92,7 @@ func FuzzNodeDecode(f *testing.F) {
 		}
 		tr.Destroy(w)
 		tx.Abort()
-	})
+	}
 }
 
 // fuzzWriter hands out nodes 4 to 7 of the fuzz heap and, like the real
