@@ -154,3 +154,41 @@ func (s *Store) Update(ctx context.Context, opts UpdateOptions, fn func(*Tx) err
 		s.count(func(st *Stats) { st.Retries++ })
 	}
 }
+
+// ListObjects calls fn for each object holding something, in ID order,
+// until fn returns false.
+func (v *View) ListObjects(fn func(oid uint64) bool) error {
+	var oids []uint64
+	if err := v.run(func(w view) error {
+		seek := []byte{kindData}
+		for {
+			it := w.s.tree.Seek(w.r, seek)
+			if !it.Next() || it.Key()[0] != kindData {
+				return it.Err()
+			}
+			pk, err := parseDataKey(it.Key())
+			if err != nil {
+				return err
+			}
+			live := false
+			if err := w.listKeys(pk.oid, nil, nil, false, func([]byte) bool { live = true; return false }); err != nil {
+				return err
+			}
+			if live {
+				oids = append(oids, pk.oid)
+			}
+			if pk.oid == ^uint64(0) {
+				return nil
+			}
+			seek = objPrefix(nil, pk.oid+1)
+		}
+	}); err != nil {
+		return err
+	}
+	for _, o := range oids {
+		if !fn(o) {
+			break
+		}
+	}
+	return nil
+}

@@ -1,0 +1,60 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"log"
+	"syscall"
+
+	"vosfs/alloc"
+	"vosfs/pool"
+	"vosfs/vos"
+	"vosfs/wal"
+)
+
+// errCorrupt marks a record of the filesystem that does not decode.
+var errCorrupt = errors.New("vosfs: corrupt filesystem record")
+
+// toErrno maps an error of the layers below to the errno the kernel gets.
+// It is the one place where storage errors become POSIX errors.
+func (f *FS) toErrno(err error) syscall.Errno {
+	if err == nil {
+		return 0
+	}
+	var e syscall.Errno
+	switch {
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, alloc.ErrNoSpace):
+		return syscall.ENOSPC
+	case errors.Is(err, vos.ErrKeyTooLong):
+		return syscall.ENAMETOOLONG
+	case errors.Is(err, vos.ErrRange):
+		return syscall.EFBIG
+	case errors.Is(err, wal.ErrRecordTooLarge):
+		return syscall.E2BIG
+	case errors.Is(err, vos.ErrAborted):
+		return syscall.EAGAIN
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return syscall.EINTR
+	case errors.Is(err, pool.ErrClosed):
+		return syscall.EIO
+	}
+	f.count(func(s *Stats) { s.Errors++ })
+	f.logf("I/O error: %v", err)
+	return syscall.EIO
+}
+
+func (f *FS) logf(format string, args ...any) {
+	if f.opts.Logger != nil {
+		f.opts.Logger.Printf(format, args...)
+	} else {
+		log.Printf(format, args...)
+	}
+}
+
+func (f *FS) count(fn func(*Stats)) {
+	f.mu.Lock()
+	fn(&f.stats)
+	f.mu.Unlock()
+}

@@ -1,0 +1,183 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"vosfs/pool"
+	"vosfs/vos"
+)
+
+// RootOID is the object of the root directory.
+const RootOID = 1
+
+// Object ID layout: an inode's companions share its ID with a high bit set.
+const (
+	entriesBit = 1 << 63 // the directory's entries
+	xattrBit   = 1 << 62 // the inode's extended attributes
+	orphanOID  = 1<<61 | 1
+)
+
+// Limits.
+const (
+	// MaxNameLen is the longest file name (a dkey).
+	MaxNameLen = vos.MaxDkeyLen
+	// MaxSymlinkLen is the longest symlink target.
+	MaxSymlinkLen = 4095
+	// MaxXattrName is the longest extended attribute name.
+	MaxXattrName = vos.MaxDkeyLen
+	// MaxXattrValue is the largest extended attribute value.
+	MaxXattrValue = 64 << 10
+	// MaxFileSize is the largest file.
+	MaxFileSize = 1 << 50
+	// opRetries bounds how often an operation is run again after a
+	// conflict aborted it.
+	opRetries = 64
+)
+
+// FS is a mounted (or mountable) vosfs filesystem.
+type FS struct {
+	p    *pool.Pool
+	s    *vos.Store
+	opts Options
+	root *node
+
+	snapOnce sync.Once
+	snaps    *snapDir
+
+	mu    sync.Mutex
+	open  map[uint64]int // guarded by mu: open file handles per inode
+	stats Stats          // guarded by mu
+}
+
+// Stats are the filesystem's counters, with its store's and pool's.
+type Stats struct {
+	Ops    uint64 // modifying operations committed
+	Errors uint64 // operations refused with an error
+	Store  vos.Stats
+	Pool   pool.Stats
+}
+
+// New opens the filesystem on an open pool, creating the root directory on
+// first use and removing files left orphaned (unlinked while open) by a
+// crash.
+func New(p *pool.Pool, opts Options) (*FS, error) {
+	if opts.MaxWrite == 0 {
+		opts.MaxWrite = 1 << 20
+	}
+	s, err := vos.Open(p, vos.Options{Threshold: opts.Threshold})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.RegisterMerge(mergeTimesID, mergeTimes, foldTimes); err != nil {
+		return nil, err
+	}
+	if err := s.RegisterMerge(mergeMaxID, mergeMax, foldMax); err != nil {
+		return nil, err
+	}
+	f := &FS{p: p, s: s, opts: opts, open: map[uint64]int{}}
+	ctx := context.Background()
+	if err := f.format(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if !opts.ReadOnly {
+		if err := f.reapOrphans(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	f.root = &node{fs: f, oid: RootOID}
+	return f, nil
+}
+
+// format creates the root directory of a new filesystem.
+func (f *FS) format(ctx context.Context) error {
+	v := f.s.Latest()
+	_, ok, err := v.Get(attrPath(RootOID))
+	v.Close()
+	if err != nil || ok {
+		return err
+	}
+	now := time.Now()
+	_, err = f.s.Update(ctx, vos.UpdateOptions{}, func(tx *vos.Tx) error {
+		return putInode(tx, RootOID, inode{mode: syscall.S_IFDIR | 0o755, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()),
+			parent: RootOID}, 2, now)
+	})
+	return err
+}
+
+// Store is the object store under the filesystem.
+func (f *FS) Store() *vos.Store { return f.s }
+
+// Pool is the pool under the filesystem.
+func (f *FS) Pool() *pool.Pool { return f.p }
+
+// Close stops the store's background work; the caller closes the pool.
+func (f *FS) Close() error {
+	if f.snaps != nil {
+		f.snaps.closeViews()
+	}
+	return f.s.Close()
+}
+
+// Stats returns the counters.
+func (f *FS) Stats() Stats {
+	f.mu.Lock()
+	st := f.stats
+	f.mu.Unlock()
+	st.Store = f.s.Stats()
+	st.Pool = f.p.Stats()
+	return st
+}
+
+// Mount mounts the filesystem at mountpoint and serves it until unmounted
+// (the returned server's Wait). As root it mounts directly, otherwise
+// through fusermount3.
+func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
+	entry, attr, neg := f.opts.EntryTimeout, f.opts.AttrTimeout, time.Duration(0)
+	mo := fuse.MountOptions{
+		FsName:       f.opts.FsName,
+		Name:         "vosfs",
+		MaxWrite:     f.opts.MaxWrite,
+		MaxReadAhead: 1 << 20,
+		AllowOther:   f.opts.AllowOther,
+		Debug:        f.opts.Debug,
+		DirectMount:  os.Geteuid() == 0,
+	}
+	// The kernel checks permissions against the modes we report.
+	mo.Options = append(mo.Options, "default_permissions")
+	if f.opts.ReadOnly {
+		mo.Options = append(mo.Options, "ro")
+	}
+	if f.opts.WritebackCache {
+		mo.ExtraCapabilities |= fuse.CAP_WRITEBACK_CACHE
+	}
+	if f.opts.Logger != nil {
+		mo.Logger = f.opts.Logger
+	}
+	gopts := &gofs.Options{
+		MountOptions:    mo,
+		EntryTimeout:    &entry,
+		AttrTimeout:     &attr,
+		NegativeTimeout: &neg,
+		NullPermissions: true,
+		RootStableAttr:  &gofs.StableAttr{Ino: RootOID, Mode: syscall.S_IFDIR},
+		Logger:          f.opts.Logger,
+	}
+	srv, err := gofs.Mount(mountpoint, f.root, gopts)
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	return srv, nil
+}
+
+var errReadOnly = errors.New("read-only filesystem")

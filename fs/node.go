@@ -1,0 +1,337 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"vosfs/alloc"
+	"vosfs/vos"
+)
+
+// node is an inode of the live filesystem: its object ID; everything else
+// is read from the store.
+type node struct {
+	gofs.Inode
+	fs  *FS
+	oid uint64
+
+	hintMu sync.Mutex
+	hint   alloc.Hint // guarded by hintMu (and the allocator): sequential placement of this file's data
+
+	// snap, for a node inside a snapshot, is the snapshot's view: the
+	// node reads through it and refuses every change.
+	snap *vos.View
+}
+
+// view runs fn on the node's view: its snapshot's, or the latest state.
+func (n *node) view(fn func(v *vos.View) error) syscall.Errno {
+	if n.snap != nil {
+		return n.fs.toErrno(fn(n.snap))
+	}
+	return n.fs.view(fn)
+}
+
+// update is FS.update for a node of the live tree; snapshots are
+// read-only.
+func (n *node) update(ctx context.Context, onPred func(*vos.PredicateResult) syscall.Errno, fn func(tx *vos.Tx) error) syscall.Errno {
+	if n.snap != nil {
+		return syscall.EROFS
+	}
+	return n.fs.update(ctx, onPred, fn)
+}
+
+// ino is the inode number the node reports: its object ID, made distinct
+// inside a snapshot.
+func (n *node) ino() uint64 {
+	if n.snap == nil {
+		return n.oid
+	}
+	return 1<<59 | (n.snap.Epoch()&0x7ffffff)<<32 | n.oid&0xffffffff
+}
+
+var (
+	_ = (gofs.NodeGetattrer)((*node)(nil))
+	_ = (gofs.NodeSetattrer)((*node)(nil))
+	_ = (gofs.NodeStatfser)((*node)(nil))
+	_ = (gofs.NodeGetxattrer)((*node)(nil))
+	_ = (gofs.NodeSetxattrer)((*node)(nil))
+	_ = (gofs.NodeListxattrer)((*node)(nil))
+	_ = (gofs.NodeRemovexattrer)((*node)(nil))
+	_ = (gofs.NodeReadlinker)((*node)(nil))
+)
+
+// update runs fn as one transaction: retried on conflicts, never cancelled
+// half-way by the request's context, durable before it returns unless the
+// mount is commit=async. A failed predicate becomes onPred's errno.
+func (f *FS) update(ctx context.Context, onPred func(*vos.PredicateResult) syscall.Errno, fn func(tx *vos.Tx) error) syscall.Errno {
+	if f.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	res, err := f.s.Update(context.WithoutCancel(ctx), vos.UpdateOptions{Retries: opRetries, Async: f.opts.Commit == CommitAsync}, fn)
+	if errors.Is(err, vos.ErrPredicate) && onPred != nil && res.Failed != nil {
+		return onPred(res.Failed)
+	}
+	if err != nil {
+		return f.toErrno(err)
+	}
+	f.count(func(s *Stats) { s.Ops++ })
+	return 0
+}
+
+// view runs fn on a view of the latest state.
+func (f *FS) view(fn func(v *vos.View) error) syscall.Errno {
+	v := f.s.Latest()
+	defer v.Close()
+	return f.toErrno(fn(v))
+}
+
+func now() times {
+	ns := time.Now().UnixNano()
+	return times{ns, ns, ns}
+}
+
+func nowMC() times {
+	ns := time.Now().UnixNano()
+	return times{mtime: ns, ctime: ns}
+}
+
+func nowC() times { return times{ctime: time.Now().UnixNano()} }
+
+// caller is the uid and gid of the process behind a request.
+func caller(ctx context.Context) (uint32, uint32) {
+	if c, ok := fuse.FromContext(ctx); ok {
+		return c.Uid, c.Gid
+	}
+	return 0, 0
+}
+
+func (n *node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	var a attrs
+	if errno := n.view(func(v *vos.View) error {
+		var err error
+		a, err = loadAttrs(v, n.oid)
+		return err
+	}); errno != 0 {
+		return errno
+	}
+	a.fill(n.ino(), &out.Attr)
+	return 0
+}
+
+func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	var a attrs
+	errno := n.update(ctx, nil, func(tx *vos.Tx) error {
+		var err error
+		if a, err = loadAttrs(tx, n.oid); err != nil {
+			return err
+		}
+		t := time.Now().UnixNano()
+		changed := false
+		if mode, ok := in.GetMode(); ok {
+			a.mode = a.mode&syscall.S_IFMT | mode&^syscall.S_IFMT
+			changed = true
+		}
+		uid, uok := in.GetUID()
+		gid, gok := in.GetGID()
+		if uok || gok {
+			if uok {
+				a.uid = uid
+			}
+			if gok {
+				a.gid = gid
+			}
+			// A change of owner drops set-user-ID and set-group-ID
+			// from files that are not directories.
+			if !a.isDir() {
+				a.mode &^= syscall.S_ISUID
+				if a.mode&syscall.S_IXGRP != 0 {
+					a.mode &^= syscall.S_ISGID
+				}
+			}
+			changed = true
+		}
+		if changed {
+			if err := tx.Put(attrPath(n.oid), a.inode.encode()); err != nil {
+				return err
+			}
+		}
+		if size, ok := in.GetSize(); ok {
+			if a.isDir() {
+				return syscall.EISDIR
+			}
+			if size > MaxFileSize {
+				return syscall.EFBIG
+			}
+			if size < a.size {
+				if err := tx.PunchArray(dataPath(n.oid), size, vos.MaxArrayOffset); err != nil {
+					return err
+				}
+			}
+			if err := tx.Put(sizePath(n.oid), u64(size)); err != nil {
+				return err
+			}
+			a.size = size
+			a.mtime = t
+			changed = true
+		}
+		atime, aok := in.GetATime()
+		mtime, mok := in.GetMTime()
+		if aok {
+			a.atime = atime.UnixNano()
+		}
+		if mok {
+			a.mtime = mtime.UnixNano()
+		}
+		if aok || mok || changed {
+			a.ctime = t
+			return tx.Put(timesPath(n.oid), a.times.encode())
+		}
+		return nil
+	})
+	if errno != 0 {
+		return errno
+	}
+	return n.Getattr(ctx, fh, out)
+}
+
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	st := n.fs.p.Stats()
+	out.Bsize = 4096
+	out.Frsize = 4096
+	out.Blocks = st.Data.Blocks
+	out.Bfree = st.Data.Free + st.Data.Aging
+	out.Bavail = out.Bfree
+	// Every inode costs heap space; count files in units of 512 bytes
+	// of heap.
+	out.Files = st.Heap.Total / 512
+	out.Ffree = st.Heap.Free / 512
+	out.NameLen = MaxNameLen
+	return 0
+}
+
+func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	var target []byte
+	errno := n.view(func(v *vos.View) error {
+		b, ok, err := v.Get(linkPath(n.oid))
+		if err == nil && !ok {
+			err = syscall.EINVAL
+		}
+		target = b
+		return err
+	})
+	return target, errno
+}
+
+// Extended attributes, kept in the inode's xattr companion object.
+
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if len(attr) > MaxXattrName {
+		return 0, syscall.ERANGE
+	}
+	var val []byte
+	if errno := n.view(func(v *vos.View) error {
+		b, ok, err := v.Get(xattrPath(n.oid, attr))
+		if err == nil && !ok {
+			err = syscall.ENODATA
+		}
+		val = b
+		return err
+	}); errno != 0 {
+		return 0, errno
+	}
+	if len(dest) == 0 {
+		return uint32(len(val)), 0
+	}
+	if len(dest) < len(val) {
+		return uint32(len(val)), syscall.ERANGE
+	}
+	return uint32(copy(dest, val)), 0
+}
+
+func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	switch {
+	case attr == "":
+		return syscall.EINVAL
+	case len(attr) > MaxXattrName:
+		return syscall.ERANGE
+	case len(data) > MaxXattrValue:
+		return syscall.E2BIG
+	case flags&^uint32(xattrCreate|xattrReplace) != 0 || flags == xattrCreate|xattrReplace:
+		return syscall.EINVAL
+	}
+	p := xattrPath(n.oid, attr)
+	return n.update(ctx, func(pr *vos.PredicateResult) syscall.Errno {
+		if pr.Index == 0 && flags&xattrCreate != 0 {
+			return syscall.EEXIST
+		}
+		if pr.Index == 0 && flags&xattrReplace != 0 {
+			return syscall.ENODATA
+		}
+		return syscall.ENOENT
+	}, func(tx *vos.Tx) error {
+		switch {
+		case flags&xattrCreate != 0:
+			if err := tx.Predicate(vos.Predicate{Path: p, Kind: vos.Absent}); err != nil {
+				return err
+			}
+		case flags&xattrReplace != 0:
+			if err := tx.Predicate(vos.Predicate{Path: p, Kind: vos.Exists}); err != nil {
+				return err
+			}
+		}
+		if err := tx.Predicate(vos.Predicate{Path: attrPath(n.oid), Kind: vos.Exists}); err != nil {
+			return err
+		}
+		if err := tx.Put(p, data); err != nil {
+			return err
+		}
+		return touch(tx, n.oid, nowC())
+	})
+}
+
+// Flags of setxattr(2).
+const (
+	xattrCreate  = 1
+	xattrReplace = 2
+)
+
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	var list []byte
+	if errno := n.view(func(v *vos.View) error {
+		return v.ListDkeys(n.oid|xattrBit, nil, false, 0, func(k []byte) bool {
+			list = append(append(list, k...), 0)
+			return true
+		})
+	}); errno != 0 {
+		return 0, errno
+	}
+	if len(dest) == 0 {
+		return uint32(len(list)), 0
+	}
+	if len(dest) < len(list) {
+		return uint32(len(list)), syscall.ERANGE
+	}
+	return uint32(copy(dest, list)), 0
+}
+
+func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	if len(attr) > MaxXattrName {
+		return syscall.ERANGE
+	}
+	p := xattrPath(n.oid, attr)
+	return n.update(ctx, func(*vos.PredicateResult) syscall.Errno { return syscall.ENODATA }, func(tx *vos.Tx) error {
+		if err := tx.Predicate(vos.Predicate{Path: p, Kind: vos.Exists}); err != nil {
+			return err
+		}
+		if err := tx.PunchDkey(n.oid|xattrBit, []byte(attr)); err != nil {
+			return err
+		}
+		return touch(tx, n.oid, nowC())
+	})
+}
