@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
-
 )
 
 // ErrInconsistent is wrapped by every problem Check finds in the namespace.

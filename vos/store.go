@@ -24,6 +24,10 @@ const (
 	blockSize  = pool.BlockSize
 )
 
+// FirstOID is the first object ID NewOID hands out; the IDs below it are
+// the layer above's, for its well-known objects (a root directory).
+const FirstOID = 1024
+
 // DefaultThreshold is the value size from which values and extents go to
 // the data blob rather than the heap (DAOS's data threshold).
 const DefaultThreshold = 4096
@@ -96,7 +100,7 @@ func Open(p *pool.Pool, opts Options) (*Store, error) {
 	switch magic {
 	case 0:
 		if _, err := p.Update(context.Background(), func(tx *pool.Tx) error {
-			if err := tx.PutUint64(rootNextOID, 1); err != nil {
+			if err := tx.PutUint64(rootNextOID, FirstOID); err != nil {
 				return err
 			}
 			return tx.PutUint64(rootMagic, storeMagic)

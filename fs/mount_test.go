@@ -1,0 +1,105 @@
+package fs
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/stretchr/testify/require"
+
+	"vosfs/blob"
+	"vosfs/pool"
+)
+
+// requireFUSE skips a test that needs /dev/fuse and root, except under CI,
+// where a skipped mount test is a failure.
+func requireFUSE(t testing.TB) {
+	t.Helper()
+	_, err := os.Stat("/dev/fuse")
+	if err == nil && os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("CI requires FUSE: /dev/fuse: %v, euid %d", err, os.Geteuid())
+	}
+	t.Skipf("needs /dev/fuse and root (/dev/fuse: %v, euid %d)", err, os.Geteuid())
+}
+
+// mounted is a filesystem mounted for a test.
+type mounted struct {
+	t    testing.TB
+	dir  string // pool directory
+	mnt  string // mount point
+	opts Options
+	p    *pool.Pool
+	f    *FS
+	srv  *fuse.Server
+}
+
+func testPoolConfig() pool.Config {
+	return pool.Config{DataSize: 1 << 30, MetaSize: 64 << 20, WALSize: 16 << 20}
+}
+
+// mountTest creates a pool in a temporary directory and mounts it; it is
+// unmounted, checked and closed on cleanup.
+func mountTest(t testing.TB, opts Options) *mounted {
+	requireFUSE(t)
+	base := t.TempDir()
+	m := &mounted{t: t, dir: filepath.Join(base, "pool"), mnt: filepath.Join(base, "mnt"), opts: opts}
+	require.NoError(t, os.Mkdir(m.mnt, 0o755))
+	require.NoError(t, pool.Create(blob.NewOSFS(true), m.dir, testPoolConfig()))
+	m.mount()
+	t.Cleanup(func() {
+		if m.srv != nil {
+			m.unmount()
+		}
+	})
+	return m
+}
+
+func (m *mounted) mount() {
+	p, err := pool.Open(blob.NewOSFS(true), m.dir, pool.Options{})
+	require.NoError(m.t, err)
+	f, err := New(p, m.opts)
+	require.NoError(m.t, err)
+	srv, err := f.Mount(m.mnt)
+	require.NoError(m.t, err)
+	require.NoError(m.t, srv.WaitMount())
+	m.p, m.f, m.srv = p, f, srv
+}
+
+// unmount unmounts, checks the filesystem and closes the pool.
+func (m *mounted) unmount() {
+	require.NoError(m.t, m.srv.Unmount())
+	m.srv.Wait()
+	m.srv = nil
+	require.NoError(m.t, m.f.Check(), "fsck after unmount")
+	require.NoError(m.t, m.f.Close())
+	require.NoError(m.t, m.p.Close())
+}
+
+func (m *mounted) remount() {
+	m.unmount()
+	m.mount()
+}
+
+func (m *mounted) path(name string) string { return filepath.Join(m.mnt, name) }
+
+func TestMountSmoke(t *testing.T) {
+	m := mountTest(t, DefaultOptions())
+	require.NoError(t, os.WriteFile(m.path("hello"), []byte("hello, world\n"), 0o644))
+	b, err := os.ReadFile(m.path("hello"))
+	require.NoError(t, err)
+	require.Equal(t, "hello, world\n", string(b))
+	require.NoError(t, os.Mkdir(m.path("dir"), 0o755))
+	require.NoError(t, os.Rename(m.path("hello"), m.path("dir/moved")))
+	ents, err := os.ReadDir(m.path("dir"))
+	require.NoError(t, err)
+	require.Len(t, ents, 1)
+	require.Equal(t, "moved", ents[0].Name())
+	m.remount()
+	b, err = os.ReadFile(m.path("dir/moved"))
+	require.NoError(t, err)
+	require.Equal(t, "hello, world\n", string(b))
+}
