@@ -106,6 +106,7 @@ type large struct {
 type op struct {
 	kind  opKind
 	path  Path
+	key   string // path.key(), computed once
 	val   []byte
 	merge uint8
 	off   uint64 // opWrite: array offset; opPunchRange: start
@@ -156,6 +157,12 @@ func (tx *Tx) Epoch() uint64 { return tx.start }
 // DisableReplay makes a conflict abort at once instead of replaying the
 // reads (for comparison).
 func (tx *Tx) DisableReplay() { tx.noReplay = true }
+
+// add appends an operation.
+func (tx *Tx) add(o op) {
+	o.key = o.path.key()
+	tx.ops = append(tx.ops, o)
+}
 
 func (tx *Tx) usable() error {
 	if tx.done {
@@ -229,12 +236,13 @@ func (tx *Tx) record(rd read) {
 // fromStore true when the store's value is the base.
 func (tx *Tx) ownValue(p Path) (own []byte, merges []op, fromStore bool) {
 	fromStore = true
+	pk := p.key()
 	for _, o := range tx.ops {
 		switch {
 		case o.kind == opPunchObject && o.path.OID == p.OID,
 			o.kind == opPunchDkey && o.path.OID == p.OID && bytes.Equal(o.path.Dkey, p.Dkey):
 			own, merges, fromStore = nil, nil, false
-		case o.path.key() != p.key():
+		case o.key != pk:
 		case o.kind == opPut:
 			own, merges, fromStore = o.val, nil, false
 		case o.kind == opPunch:
@@ -281,7 +289,7 @@ func (tx *Tx) Put(p Path, val []byte) error {
 		}
 		o.large = l // nil when fragmented: the value goes to the heap
 	}
-	tx.ops = append(tx.ops, o)
+	tx.add(o)
 	return nil
 }
 
@@ -297,7 +305,7 @@ func (tx *Tx) Punch(p Path) error {
 		return err
 	}
 	tx.supersedeArrays(func(q Path) bool { return q.key() == p.key() })
-	tx.ops = append(tx.ops, op{kind: opPunch, path: p})
+	tx.add(op{kind: opPunch, path: p})
 	return nil
 }
 
@@ -331,7 +339,7 @@ func (tx *Tx) PunchDkey(oid uint64, dkey []byte) error {
 		return err
 	}
 	tx.supersedeArrays(func(q Path) bool { return q.OID == oid && bytes.Equal(q.Dkey, dkey) })
-	tx.ops = append(tx.ops, op{kind: opPunchDkey, path: p})
+	tx.add(op{kind: opPunchDkey, path: p})
 	return nil
 }
 
@@ -341,7 +349,7 @@ func (tx *Tx) PunchObject(oid uint64) error {
 		return err
 	}
 	tx.supersedeArrays(func(q Path) bool { return q.OID == oid })
-	tx.ops = append(tx.ops, op{kind: opPunchObject, path: Path{OID: oid}})
+	tx.add(op{kind: opPunchObject, path: Path{OID: oid}})
 	return nil
 }
 
@@ -361,7 +369,7 @@ func (tx *Tx) Merge(p Path, name string, operand []byte) error {
 	if !ok {
 		return fmt.Errorf("%w: no operator %q", ErrMerge, name)
 	}
-	tx.ops = append(tx.ops, op{kind: opMerge, path: p, merge: m.id, val: append([]byte{}, operand...)})
+	tx.add(op{kind: opMerge, path: p, merge: m.id, val: append([]byte{}, operand...)})
 	return nil
 }
 
@@ -380,6 +388,7 @@ func (tx *Tx) Predicate(pr Predicate) error {
 // arrayOverlap reports whether an own change of p overlaps [lo, hi) of its
 // array: changes at one epoch must not overlap, there is no order among them.
 func (tx *Tx) arrayOverlap(p Path, lo, hi uint64) bool {
+	pk := p.key()
 	for _, o := range tx.ops {
 		if o.path.OID != p.OID {
 			continue
@@ -392,7 +401,7 @@ func (tx *Tx) arrayOverlap(p Path, lo, hi uint64) bool {
 				return true
 			}
 		}
-		if o.path.key() != p.key() {
+		if o.key != pk {
 			continue
 		}
 		switch o.kind {
@@ -435,7 +444,7 @@ func (tx *Tx) WriteArray(p Path, off uint64, data []byte, hint *alloc.Hint) erro
 		return ErrTxOverlap
 	}
 	add := func(at uint64, b []byte, l *large) {
-		tx.ops = append(tx.ops, op{kind: opWrite, path: p, off: at, val: b, large: l})
+		tx.add(op{kind: opWrite, path: p, off: at, val: b, large: l})
 	}
 	buf := append([]byte{}, data...)
 	if len(buf) < tx.s.opts.Threshold {
@@ -492,7 +501,7 @@ func (tx *Tx) PunchArray(p Path, start, end uint64) error {
 	if tx.arrayOverlap(p, start, end) {
 		return ErrTxOverlap
 	}
-	tx.ops = append(tx.ops, op{kind: opPunchRange, path: p, off: start, end: end})
+	tx.add(op{kind: opPunchRange, path: p, off: start, end: end})
 	return nil
 }
 
@@ -520,14 +529,15 @@ func (tx *Tx) ReadArray(p Path, off uint64, buf []byte) error {
 		return err
 	}
 	end := off + uint64(len(buf))
+	pk := p.key()
 	for _, o := range tx.ops {
 		whole := o.kind == opPunchObject && o.path.OID == p.OID ||
 			o.kind == opPunchDkey && o.path.OID == p.OID && bytes.Equal(o.path.Dkey, p.Dkey) ||
-			o.kind == opPunch && o.path.key() == p.key()
+			o.kind == opPunch && o.key == pk
 		switch {
 		case whole:
 			clear(buf)
-		case o.path.key() != p.key():
+		case o.key != pk:
 		case o.kind == opWrite:
 			lo, hi := max(o.off, off), min(o.off+uint64(len(o.val)), end)
 			if lo < hi {
