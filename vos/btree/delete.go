@@ -31,7 +31,13 @@ func (t Tree) Delete(w Writer, key []byte) (found bool, err error) {
 		if err := e.remove(i); err != nil {
 			return false, err
 		}
-		return true, e.flush(w)
+		if err := e.flush(w); err != nil {
+			return false, err
+		}
+		if len(path) > 0 && e.live() < mergeBelow {
+			return true, o.merge(leaf.off, path)
+		}
+		return true, nil
 	}
 	return true, o.unlink(leaf.off, path)
 }

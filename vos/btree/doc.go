@@ -29,14 +29,24 @@
 // an insert into a node with room logs the new record, the shifted part of
 // the offset array and the header fields; a delete logs the offset array
 // shift and the header and leaves a hole; holes are reclaimed by sliding the
-// records together when an insert needs the room. A split writes the new
-// node and truncates the old one by its header; appends at the end of a node
-// (and, for leaves, at the front) split off a node holding only the new entry,
-// so ascending (or descending) inserts leave full nodes behind.
+// records together when an insert needs the room, which logs the records
+// that moved. An overwrite logs the value bytes that changed.
 //
-// Deletion does not rebalance: a node that becomes empty is unlinked from its
-// parent and freed, and a root left with one child is replaced by it.
-// Internal nodes below the root may thus have a single child.
+// # Splits and merges
+//
+// A split writes the new node and truncates the old one by its header (the
+// moved records become holes). An entry past the end of a node (and, for a
+// leaf, before its start) goes alone into the new node, leaving the old one
+// full, so ascending or descending runs of inserts fill their nodes; a leaf
+// is cut where the new key starts or ends a run of keys sharing a prefix
+// (the versions of one object among many), so that the other run's node is
+// left full too; otherwise the node is cut at its middle byte.
+//
+// Deletion does not rebalance fully: a leaf that falls below a quarter full
+// is merged into a sibling if the two fit in three quarters of a node; a
+// node that becomes empty is unlinked from its parent and freed, and a root
+// left with one child is replaced by it. Internal nodes below the root may
+// thus have a single child.
 //
 // # Reading
 //
@@ -46,9 +56,10 @@
 // transaction) and the tree is not changed; copy what must outlive that.
 //
 // Heap bytes are never trusted: a node with a bad header, a record out of
-// range, a child at the wrong level or keys out of order makes the operation
-// return an error wrapping ErrCorrupt, never a panic. Check verifies the
-// whole tree and returns its node spans for the allocator checker.
+// range or a child at the wrong level makes the operation return an error
+// wrapping ErrCorrupt, never a panic. Check verifies the whole tree (key
+// order and bounds, record overlaps, nodes reachable twice) and returns its
+// node spans for the allocator checker.
 //
 // # Errors
 //

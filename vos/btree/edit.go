@@ -9,12 +9,18 @@ import (
 // logged as the bytes that differ from the heap. The edit remembers which
 // parts of the image it touched (front: header and slots; back: records), so
 // that only those are compared.
+//
+// Loading an existing node copies only its header and slots. Its records
+// are copied into the image (ensureRecords) only by the operations that move
+// them; until then they are read from the heap, where they are unchanged.
 type edit struct {
-	node         // over the image
-	cur   []byte // the node's bytes in the heap
-	front span   // touched part of [0, slotsEnd)
-	back  span   // touched part of [low, NodeSize)
-	sc    *scratch
+	node           // over the image
+	cur     []byte // the node's bytes in the heap
+	front   span   // touched part of [0, slotsEnd)
+	back    span   // touched part of [low, NodeSize)
+	recs    bool   // the image holds the node's records
+	origLow int    // start of the record area in the heap
+	sc      *scratch
 }
 
 // span is a byte range [lo, hi) of a node; empty when lo >= hi.
@@ -52,10 +58,30 @@ func (sc *scratch) edit(k int) *edit {
 // load starts an edit of the existing node nd.
 func (e *edit) load(nd node) {
 	img := e.b
-	copy(img, nd.b)
+	copy(img[:nd.slotsEnd()], nd.b)
 	e.node = nd
 	e.b = img
 	e.cur = nd.b
+	e.origLow = nd.low
+}
+
+// ensureRecords copies the node's records into the image. The records the
+// edit placed lie below origLow and stay.
+func (e *edit) ensureRecords() {
+	if !e.recs {
+		copy(e.b[e.origLow:], e.cur[e.origLow:])
+		e.recs = true
+	}
+}
+
+// recordSize locates record i and returns the size of the record.
+func (e *edit) recordSize(i int) (off, rs int, err error) {
+	src := e.cur
+	if e.recs {
+		src = e.b
+	}
+	off, klen, err := e.recordIn(src, i)
+	return off, e.recSize(klen), err
 }
 
 // init starts an edit that makes the heap bytes cur, at heap offset off, an
@@ -63,6 +89,7 @@ func (e *edit) load(nd node) {
 func (e *edit) init(cur []byte, off uint64, level int, link uint64, vs int) {
 	e.node = node{b: e.b, off: off, low: NodeSize, level: level, vs: vs}
 	e.cur = cur
+	e.recs = true
 	le.PutUint64(e.b[offLink:], link)
 	e.b[offKind] = kindInternal
 	if level == 0 {
@@ -101,6 +128,11 @@ func (e *edit) insert(i int, key, val []byte) (bool, error) {
 		}
 	}
 	off := e.low - rs
+	if off+rs > e.origLow {
+		// The record area moved up (its records are gone): the record
+		// lands where the heap's records were read from.
+		e.ensureRecords()
+	}
 	le.PutUint16(e.b[off:], uint16(len(key)))
 	copy(e.b[off+recHead:], key)
 	copy(e.b[off+recHead+len(key):], val)
@@ -118,11 +150,10 @@ func (e *edit) insert(i int, key, val []byte) (bool, error) {
 // remove deletes entry i, leaving a hole where its record was (or moving
 // the start of the record area if the record was first).
 func (e *edit) remove(i int) error {
-	off, klen, err := e.record(i)
+	off, rs, err := e.recordSize(i)
 	if err != nil {
 		return err
 	}
-	rs := e.recSize(klen)
 	if off == e.low {
 		e.low += rs
 	} else {
@@ -143,11 +174,11 @@ func (e *edit) remove(i int) error {
 // It changes only the header.
 func (e *edit) truncate(m int) error {
 	for j := m; j < e.n; j++ {
-		_, klen, err := e.record(j)
+		_, rs, err := e.recordSize(j)
 		if err != nil {
 			return err
 		}
-		e.garbage += e.recSize(klen)
+		e.garbage += rs
 	}
 	e.n = m
 	if e.n == 0 {
@@ -161,6 +192,7 @@ func (e *edit) truncate(m int) error {
 // order in memory, so that the holes join the free space. Records above the
 // highest hole do not move and are not logged again.
 func (e *edit) compact() error {
+	e.ensureRecords()
 	order := e.sc.sorted[:0]
 	total := 0
 	for i := 0; i < e.n; i++ {
@@ -204,6 +236,10 @@ func (e *edit) compact() error {
 func (e *edit) flush(w Writer) error {
 	f, b := e.front, e.back
 	if f.lo < f.hi && b.lo < b.hi && b.lo <= f.hi+mergeGap {
+		// Log the few free bytes between the two as they are.
+		if b.lo > f.hi {
+			copy(e.b[f.hi:b.lo], e.cur[f.hi:b.lo])
+		}
 		f.add(b.lo, b.hi)
 		b = span{}
 	}

@@ -2,6 +2,8 @@ package btree
 
 import (
 	"context"
+	"os"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -22,6 +24,7 @@ type env struct {
 	t     testing.TB
 	fs    *blob.MemFS
 	p     *pool.Pool
+	opts  pool.Options
 	trees []Tree
 }
 
@@ -29,11 +32,16 @@ type env struct {
 // closed at cleanup.
 func newEnv(t testing.TB, cfg pool.Config, trees ...Tree) *env {
 	t.Helper()
+	return newEnvOpts(t, cfg, pool.Options{}, trees...)
+}
+
+func newEnvOpts(t testing.TB, cfg pool.Config, opts pool.Options, trees ...Tree) *env {
+	t.Helper()
 	fs := blob.NewMemFS(1)
 	require.NoError(t, pool.Create(fs, "p", cfg))
-	p, err := pool.Open(fs, "p", pool.Options{})
+	p, err := pool.Open(fs, "p", opts)
 	require.NoError(t, err)
-	e := &env{t: t, fs: fs, p: p, trees: trees}
+	e := &env{t: t, fs: fs, p: p, opts: opts, trees: trees}
 	t.Cleanup(func() {
 		if e.p != nil {
 			e.check()
@@ -82,20 +90,24 @@ func (e *env) reopen() {
 	e.t.Helper()
 	require.NoError(e.t, e.p.Close())
 	e.p = nil
-	p, err := pool.Open(e.fs, "p", pool.Options{})
+	p, err := pool.Open(e.fs, "p", e.opts)
 	require.NoError(e.t, err)
 	require.True(e.t, p.Recovery().Clean)
 	e.p = p
 }
 
-// crash cuts the power and opens the pool on what survived.
+// crash cuts the power (unless an armed crash already did) and opens the
+// pool on what survived.
 func (e *env) crash() {
 	e.t.Helper()
-	img := e.fs.Crash()
+	img := e.fs.CrashImage()
+	if img == nil {
+		img = e.fs.Crash()
+	}
 	_ = e.p.Close() // stops the dead pool's goroutines; its disk is gone
 	e.p = nil
 	e.fs = img
-	p, err := pool.Open(e.fs, "p", pool.Options{})
+	p, err := pool.Open(e.fs, "p", e.opts)
 	require.NoError(e.t, err)
 	e.p = p
 }
@@ -129,4 +141,18 @@ func (e *env) del(tr Tree, key []byte) (found bool) {
 		return err
 	})
 	return found
+}
+
+// testSeed is the seed of a randomized test: def, or VOSFS_BTREE_SEED to
+// replay another run. It is logged.
+func testSeed(t testing.TB, def uint64) uint64 {
+	t.Helper()
+	seed := def
+	if s := os.Getenv("VOSFS_BTREE_SEED"); s != "" {
+		var err error
+		seed, err = strconv.ParseUint(s, 10, 64)
+		require.NoError(t, err)
+	}
+	t.Logf("seed %d (set VOSFS_BTREE_SEED to change)", seed)
+	return seed
 }

@@ -136,12 +136,16 @@ func (nd *node) slot(i int) int { return int(le.Uint16(nd.b[hdrSize+slotSize*i:]
 
 // record locates record i (0 <= i < n) and checks that it lies inside the
 // record area.
-func (nd *node) record(i int) (off, klen int, err error) {
+func (nd *node) record(i int) (off, klen int, err error) { return nd.recordIn(nd.b, i) }
+
+// recordIn is record with the records read from recs: nd.b, or the heap
+// bytes of a node whose slots are being edited in nd.b.
+func (nd *node) recordIn(recs []byte, i int) (off, klen int, err error) {
 	off = nd.slot(i)
 	if off < nd.low || off > NodeSize-recHead {
 		return 0, 0, corruptf(nd.off, "entry %d at %d, records in [%d, %d)", i, off, nd.low, NodeSize)
 	}
-	klen = int(le.Uint16(nd.b[off:]))
+	klen = int(le.Uint16(recs[off:]))
 	if klen > MaxKeySize || off+recHead+klen+nd.vs > NodeSize {
 		return 0, 0, corruptf(nd.off, "entry %d at %d with a key of %d bytes", i, off, klen)
 	}

@@ -53,8 +53,8 @@ func (o *op) split(nd node, i int, key, val []byte) (splitResult, error) {
 	return o.splitMiddle(nd, i, key, val)
 }
 
-// single writes a new node of the given level and leftmost child holding
-// the one entry key, val (none if key is nil).
+// single writes a new node of the given level and leftmost child: a leaf
+// holding the one entry key, val, or an internal node without entries.
 func (o *op) single(level int, link uint64, key, val []byte) (uint64, error) {
 	off, cur, err := o.alloc()
 	if err != nil {
@@ -66,7 +66,7 @@ func (o *op) single(level int, link uint64, key, val []byte) (uint64, error) {
 	}
 	e := o.sc.edit(1)
 	e.init(cur, off, level, link, vs)
-	if key != nil {
+	if level == 0 {
 		if _, err := e.insert(0, key, val); err != nil {
 			return 0, err
 		}

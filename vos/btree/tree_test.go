@@ -247,3 +247,33 @@ func TestWriterErrors(t *testing.T) {
 	e.crash()
 	verify(e, tr, m, g)
 }
+
+// The empty key, the least of all, goes alone into a new leaf when the
+// leftmost leaf is full; the greatest key into a new last leaf.
+func TestEdgeKeysSplit(t *testing.T) {
+	tr := Tree{RootPtr: pool.RootOffset, ValueSize: MaxValueSize}
+	val := func(s string) []byte { return append([]byte(s), make([]byte, MaxValueSize-len(s))...) }
+	e := newEnv(t, testConfig(), tr)
+	g := newKeyGen(rand.New(rand.NewPCG(41, 42)))
+	m := newModel()
+	e.update(func(tx *pool.Tx) error {
+		for i := 0; i < 98; i++ { // 14 full leaves of 7 entries
+			k := append([]byte(fmt.Sprintf("b%04d", i)), bytes.Repeat([]byte{'x'}, 300)...)
+			if _, err := tr.Put(tx, k, val("v")); err != nil {
+				return err
+			}
+			m.put(string(k), val("v"))
+		}
+		return nil
+	})
+	before := e.check().Leaves
+	require.False(t, e.put(tr, nil, val("empty")))
+	m.put("", val("empty"))
+	require.False(t, e.put(tr, []byte{0xff, 0xff}, val("last")))
+	m.put("\xff\xff", val("last"))
+	require.Equal(t, before+2, e.check().Leaves)
+	verify(e, tr, m, g)
+	require.True(t, e.del(tr, nil))
+	m.del("")
+	verify(e, tr, m, g)
+}

@@ -3,6 +3,7 @@ package btree
 import (
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -105,4 +106,53 @@ func TestDestroyAndTwoTrees(t *testing.T) {
 	e.crash()
 	require.Equal(t, Stats{}, e.check())
 	require.Equal(t, free, e.p.Stats().Heap.Free)
+}
+
+// Random deletes of most keys leave leaves at least about a quarter full:
+// small leaves are merged into their siblings.
+func TestDeleteKeepsFill(t *testing.T) {
+	const n = 20_000
+	b := newBareHeap(t)
+	tr := Tree{RootPtr: 2048, ValueSize: 16}
+	rng := rand.New(rand.NewPCG(31, 32))
+	keys := make([][]byte, n)
+	for i := range keys {
+		keys[i] = binary.BigEndian.AppendUint64(nil, rng.Uint64())
+	}
+	for i := 0; i < n; i += 500 {
+		b.update(t, func(w Writer) error {
+			for _, k := range keys[i : i+500] {
+				if _, err := tr.Put(w, k, append(k, k...)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	stats := func() Stats {
+		var st Stats
+		require.NoError(t, b.h.View(func(r umem.Reader) error {
+			var err error
+			st, _, err = tr.Check(r)
+			return err
+		}))
+		return st
+	}
+	full := stats()
+	for i := 0; i < n*9/10; i += 500 {
+		b.update(t, func(w Writer) error {
+			for _, k := range keys[i : i+500] {
+				if found, err := tr.Delete(w, k); err != nil || !found {
+					return fmt.Errorf("delete: %v %w", found, err)
+				}
+			}
+			return nil
+		})
+	}
+	st := stats()
+	fill := float64(st.Used) / float64(st.Bytes)
+	t.Logf("before: %d leaves; after deleting 90%%: %+v, fill %.1f%%", full.Leaves, st, 100*fill)
+	require.Equal(t, n/10, st.Keys)
+	require.Greater(t, fill, 0.25)
+	require.Less(t, st.Leaves, full.Leaves/4)
 }
