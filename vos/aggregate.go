@@ -322,6 +322,7 @@ func (s *Store) applyAggregation(ctx context.Context, actions []aggAction) (int,
 				if _, err := s.tree.Put(tx, a.key, nr.encode()); err != nil {
 					return err
 				}
+
 			}
 			return nil
 		}); err != nil {

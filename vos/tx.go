@@ -708,6 +708,20 @@ func (tx *Tx) commit(ctx context.Context) (Result, *pool.Pending, error) {
 		res.Status = Committed
 		return res, nil, nil
 	}
+	// A version is visible to readers from the moment it is applied, so its
+	// data must have landed first: wait for this transaction's data-blob
+	// writes before the critical section (other transactions' log writes
+	// still overlap them).
+	for _, o := range tx.ops {
+		if o.large == nil {
+			continue
+		}
+		for _, w := range o.large.ws {
+			if err := w.Wait(); err != nil {
+				return Result{}, nil, err
+			}
+		}
+	}
 	pending, err := tx.s.p.UpdateAsync(ctx, func(ptx *pool.Tx) error {
 		st, failed, epoch, err := tx.s.applyTx(ptx, tx)
 		res.Status, res.Failed, res.Epoch = st, failed, epoch
