@@ -1,0 +1,63 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"vosfs/fs"
+)
+
+func TestControlSocket(t *testing.T) {
+	short := t.TempDir()
+	long := filepath.Join(t.TempDir(), strings.Repeat("a-long-directory-name/", 6))
+	require.NoError(t, os.MkdirAll(long, 0o700))
+	require.Greater(t, len(filepath.Join(long, sockName)), maxSockPath)
+
+	for _, dir := range []string{short, long} {
+		var want fs.Stats
+		want.Ops, want.Errors = 42, 3
+		want.Store.Conflicts = 7
+		want.Pool.Commits = 99
+		want.Pool.Log.ThrottleWait = 1500
+		want.Pool.Heap.Total = 1 << 20
+
+		// A stale socket of a dead daemon is replaced.
+		require.NoError(t, os.WriteFile(filepath.Join(dir, sockName), nil, 0o600))
+		ctl, err := listenControl(dir, func() fs.Stats { return want }, log.New(io.Discard, "", 0))
+		require.NoError(t, err, dir)
+		fi, err := os.Stat(filepath.Join(dir, sockName))
+		require.NoError(t, err)
+		assert.Equal(t, os.ModeSocket|0o600, fi.Mode()&(os.ModeType|os.ModePerm))
+
+		got, err := queryStats(dir)
+		require.NoError(t, err)
+		assert.Equal(t, want, got)
+
+		// Anything but "stats" gets an error line.
+		addr, release, err := sockAddr(dir)
+		require.NoError(t, err)
+		conn, err := net.Dial("unix", addr)
+		require.NoError(t, err)
+		_, err = io.WriteString(conn, "shutdown\n")
+		require.NoError(t, err)
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		require.NoError(t, err)
+		assert.Equal(t, "error unknown command \"shutdown\"\n", line)
+		conn.Close()
+		release()
+
+		require.NoError(t, ctl.Close())
+		assert.NoFileExists(t, filepath.Join(dir, sockName))
+		_, err = queryStats(dir)
+		assert.Error(t, err)
+	}
+}

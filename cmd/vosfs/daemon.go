@@ -1,0 +1,298 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"vosfs/blob"
+	"vosfs/fs"
+	"vosfs/pool"
+)
+
+// pidName is the file in the pool directory naming the daemon that has the
+// pool mounted.
+const pidName = "vosfs.pid"
+
+// daemonConfig is what the daemon serves.
+type daemonConfig struct {
+	pool       string // absolute pool directory
+	mountpoint string // absolute mount point
+	opts       fs.Options
+}
+
+// notifier reports to the background mount that started the daemon, through
+// an inherited pipe, one line per message: "progress TEXT", then "ready" or
+// "error QUOTED-MESSAGE". A nil notifier reports nothing.
+type notifier struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+func openNotifier(fd int) (*notifier, error) {
+	f := os.NewFile(uintptr(fd), "notify")
+	if f == nil {
+		return nil, fmt.Errorf("--notify-fd %d is not a descriptor", fd)
+	}
+	if _, err := f.Stat(); err != nil {
+		return nil, fmt.Errorf("--notify-fd %d: %w", fd, err)
+	}
+	return &notifier{f: f}, nil
+}
+
+func (n *notifier) send(line string, last bool) {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.f == nil {
+		return
+	}
+	// A write error means the mount command is gone; nobody to tell.
+	fmt.Fprintln(n.f, line)
+	if last {
+		n.f.Close()
+		n.f = nil
+	}
+}
+
+func (n *notifier) progress(msg string) { n.send("progress "+msg, false) }
+func (n *notifier) ready()              { n.send("ready", true) }
+func (n *notifier) fail(err error)      { n.send("error "+strconv.Quote(err.Error()), true) }
+
+// runDaemon mounts the pool and serves it until it is unmounted, then
+// writes everything back and closes the pool clean.
+func runDaemon(cfg daemonConfig, n *notifier) (err error) {
+	logger := log.New(os.Stderr, fmt.Sprintf("vosfs[%d]: ", os.Getpid()), log.LstdFlags|log.Lmsgprefix)
+	cfg.opts.Logger = logger
+	defer func() {
+		if err != nil {
+			n.fail(err)
+		}
+	}()
+	dir, mp := cfg.pool, cfg.mountpoint
+	if err := checkMountpoint(mp); err != nil {
+		return err
+	}
+	if livePID(dir) > 0 {
+		return errAlreadyMounted(dir)
+	}
+
+	logger.Printf("opening pool %s", dir)
+	p, err := pool.Open(blob.NewOSFS(true), dir, pool.Options{Progress: recoveryProgress(logger, n)})
+	if err != nil {
+		if errors.Is(err, blob.ErrLocked) {
+			return errAlreadyMounted(dir)
+		}
+		return err
+	}
+	logger.Print(describeRecovery(dir, p.Recovery()))
+
+	f, err := fs.New(p, cfg.opts)
+	if err != nil {
+		p.Close()
+		return fmt.Errorf("pool %s: %w", dir, err)
+	}
+	srv, err := f.Mount(mp)
+	if err != nil {
+		f.Close()
+		p.Close()
+		return err
+	}
+	if err := writePID(dir); err != nil {
+		logger.Printf("warning: %v", err)
+	}
+	ctl, err := listenControl(dir, f.Stats, logger)
+	if err != nil {
+		logger.Printf("warning: no control socket, 'vosfs stat' will not reach this mount: %v", err)
+	}
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		for sig := range sigs {
+			logger.Printf("%v: unmounting %s", sig, mp)
+			unmountRetrying(srv.Unmount, mp, logger)
+		}
+	}()
+
+	logger.Printf("mounted %s on %s (commit=%s)", dir, mp, cfg.opts.Commit)
+	n.ready()
+	srv.Wait()
+	signal.Stop(sigs)
+	close(sigs)
+	logger.Printf("unmounted %s; writing back", mp)
+
+	if ctl != nil {
+		ctl.Close()
+	}
+	removePID(dir)
+	if err := f.Close(); err != nil {
+		logger.Printf("closing the filesystem: %v", err)
+	}
+	start := time.Now()
+	if err := p.Close(); err != nil {
+		return fmt.Errorf("pool %s was not closed cleanly (it will be recovered at the next mount): %w", dir, err)
+	}
+	logger.Printf("pool %s closed clean in %s", dir, fmtDuration(time.Since(start)))
+	return nil
+}
+
+// unmountRetrying unmounts, trying again a few times while the mount is
+// busy.
+func unmountRetrying(unmount func() error, mp string, logger *log.Logger) {
+	const tries = 3
+	for try := 1; ; try++ {
+		err := unmount()
+		if err == nil {
+			return
+		}
+		logger.Printf("unmount %s (try %d of %d): %v", mp, try, tries, err)
+		if try == tries {
+			logger.Printf("%s stays mounted: stop what uses it, then signal again or umount it", mp)
+			return
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// recoveryProgress logs, every few seconds of a slow open, how far loading
+// the metadata and replaying the log have got.
+func recoveryProgress(logger *log.Logger, n *notifier) func(stage string, done, total uint64) {
+	var mu sync.Mutex
+	start := time.Now()
+	var last time.Time
+	return func(stage string, done, total uint64) {
+		mu.Lock()
+		defer mu.Unlock()
+		now := time.Now()
+		if now.Sub(start) < time.Second || now.Sub(last) < 2*time.Second {
+			return
+		}
+		last = now
+		what := "loading metadata"
+		if stage == "replay" {
+			what = "replaying log"
+		}
+		msg := what + ": " + bytesOf(done, total)
+		logger.Print(msg)
+		n.progress(msg)
+	}
+}
+
+// describeRecovery says how the pool was found at open.
+func describeRecovery(dir string, r pool.Recovery) string {
+	d := fmtDuration(r.Duration)
+	if r.Clean {
+		return fmt.Sprintf("pool %s opened in %s (closed cleanly)", dir, d)
+	}
+	return fmt.Sprintf("pool %s was not closed cleanly; recovered in %s, replaying %s (%s)",
+		dir, d, count(r.Records, "log record", "log records"), humanize.IBytes(r.Bytes))
+}
+
+func writePID(dir string) error {
+	path := filepath.Join(dir, pidName)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("pid file: %w", err)
+	}
+	return nil
+}
+
+// removePID removes the pid file if it still names this process.
+func removePID(dir string) {
+	path := filepath.Join(dir, pidName)
+	if readPID(path) == os.Getpid() {
+		os.Remove(path)
+	}
+}
+
+func readPID(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	return pid
+}
+
+// livePID returns the pid of the vosfs daemon that the pid file of the pool
+// in dir names, or 0 if there is no such live process (no file, a stale
+// file, or this process).
+func livePID(dir string) int {
+	pid := readPID(filepath.Join(dir, pidName))
+	if pid == 0 || pid == os.Getpid() || !processAlive(pid) || !isVosfsProcess(pid) {
+		return 0
+	}
+	return pid
+}
+
+// processAlive reports whether pid is a running (not zombie) process.
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		err := syscall.Kill(pid, 0)
+		return err == nil || errors.Is(err, syscall.EPERM)
+	}
+	// "pid (comm) S ...": the state follows the last parenthesis.
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z' && s[i+2] != 'X'
+	}
+	return true
+}
+
+// isVosfsProcess reports whether pid runs this program (under any of its
+// names).
+func isVosfsProcess(pid int) bool {
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
+		argv0, _, _ := strings.Cut(string(b), "\x00")
+		if strings.Contains(filepath.Base(argv0), "vosfs") {
+			return true
+		}
+	}
+	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil {
+		return strings.Contains(filepath.Base(exe), "vosfs")
+	}
+	return false
+}
+
+// poolHolder describes what has the pool in dir open, as far as the pid
+// file and the mount table tell: "pid N, on MOUNTPOINT", or "" if they do
+// not.
+func poolHolder(dir string) string {
+	var parts []string
+	if pid := livePID(dir); pid > 0 {
+		parts = append(parts, "pid "+strconv.Itoa(pid))
+	}
+	if mp := mountpointOf(dir); mp != "" {
+		parts = append(parts, "on "+mp)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// errAlreadyMounted refuses to mount a pool that is open elsewhere.
+func errAlreadyMounted(dir string) error {
+	if h := poolHolder(dir); h != "" {
+		return fmt.Errorf("pool %s is already mounted (%s)", dir, h)
+	}
+	return fmt.Errorf("pool %s is already mounted or in use by another process (its lock is held)", dir)
+}

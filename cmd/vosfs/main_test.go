@@ -1,0 +1,335 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"vosfs/blob"
+	"vosfs/pool"
+)
+
+// vosfsBin is the command under test, built once by TestMain.
+var vosfsBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vosfs-cmd-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	vosfsBin = filepath.Join(dir, "vosfs")
+	build := exec.Command("go", "build", "-o", vosfsBin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "building vosfs: %v\n", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// result is what one run of a command printed and its exit status.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// runProgram runs bin with args and returns what it did.
+func runProgram(t *testing.T, bin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		require.True(t, ok, "running %s %q: %v", bin, args, err)
+		r.code = ee.ExitCode()
+	}
+	return r
+}
+
+// vosfs runs the command under test.
+func vosfs(t *testing.T, args ...string) result {
+	t.Helper()
+	return runProgram(t, vosfsBin, args...)
+}
+
+// smallPool is the geometry of the pools the tests create: quick to make
+// and to open.
+var smallPool = []string{"--size", "64MiB", "--meta-size", "16MiB", "--wal-size", "16MiB"}
+
+// mkfsSmall creates a small pool in a new directory and returns it.
+func mkfsSmall(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "pool")
+	r := vosfs(t, append(append([]string{"mkfs"}, smallPool...), dir)...)
+	require.Equal(t, 0, r.code, "%v", r)
+	return dir
+}
+
+// holdLock takes the pool's lock as a mounted pool has it, until the test
+// ends.
+func holdLock(t *testing.T, dir string) {
+	t.Helper()
+	lock, err := blob.NewOSFS(false).Lock(filepath.Join(dir, pool.LockFile))
+	require.NoError(t, err)
+	t.Cleanup(func() { lock.Close() })
+}
+
+func TestMkfs(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pool")
+	r := vosfs(t, append(append([]string{"mkfs"}, smallPool...), dir)...)
+	require.Equal(t, 0, r.code, "%v", r)
+	assert.Equal(t, fmt.Sprintf("created pool %s: data 64 MiB, metadata 16 MiB, log 16 MiB\n", dir), r.stdout)
+	for _, name := range poolFiles {
+		assert.FileExists(t, filepath.Join(dir, name))
+	}
+}
+
+func TestMkfsDefaultSizes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pool")
+	r := vosfs(t, "mkfs", dir)
+	require.Equal(t, 0, r.code, "%v", r)
+	assert.Equal(t, fmt.Sprintf("created pool %s: data 8.0 GiB, metadata 256 MiB, log 64 MiB\n", dir), r.stdout)
+}
+
+func TestMkfsExistingPool(t *testing.T) {
+	dir := mkfsSmall(t)
+	before, err := os.ReadFile(filepath.Join(dir, pool.MetaFile))
+	require.NoError(t, err)
+	// Something of the user's beside the pool, which --force leaves alone.
+	other := filepath.Join(dir, "notes.txt")
+	require.NoError(t, os.WriteFile(other, []byte("keep me"), 0o600))
+
+	r := vosfs(t, "mkfs", dir)
+	assert.Equal(t, 1, r.code, "%v", r)
+	assert.Contains(t, r.stderr, "vosfs: "+dir+" already holds a pool")
+	assert.Contains(t, r.stderr, "--force")
+	after, err := os.ReadFile(filepath.Join(dir, pool.MetaFile))
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(before, after), "a refused mkfs changed the pool")
+
+	r = vosfs(t, append(append([]string{"mkfs", "--force"}, smallPool...), dir)...)
+	require.Equal(t, 0, r.code, "%v", r)
+	assert.Contains(t, r.stdout, "created pool "+dir)
+	after, err = os.ReadFile(filepath.Join(dir, pool.MetaFile))
+	require.NoError(t, err)
+	assert.False(t, bytes.Equal(before[:blob.BlockSize], after[:blob.BlockSize]), "--force kept the old pool (same header)")
+	assert.FileExists(t, other)
+
+	r = vosfs(t, "fsck", dir)
+	assert.Equal(t, 0, r.code, "%v", r)
+}
+
+func TestMkfsForceRefusesOpenPool(t *testing.T) {
+	dir := mkfsSmall(t)
+	holdLock(t, dir)
+	r := vosfs(t, "mkfs", "--force", dir)
+	assert.Equal(t, 1, r.code, "%v", r)
+	assert.Contains(t, r.stderr, "unmount it first")
+	for _, name := range poolFiles {
+		assert.FileExists(t, filepath.Join(dir, name))
+	}
+}
+
+func TestMkfsBadArguments(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pool")
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"--size", "banana", dir}, 2, `vosfs mkfs: invalid value "banana" for flag -size: not a size`},
+		{[]string{"--size", "1KiB", dir}, 1, "vosfs: data size 1.0 KiB is below the minimum 1.0 MiB (1,052,672 bytes)"},
+		{[]string{"--meta-size", "512KiB", dir}, 1, "metadata size 512 KiB is below the minimum 1.0 MiB"},
+		{[]string{"--meta-size", "1TiB", dir}, 1, "metadata size 1.0 TiB is above the maximum 64 GiB"},
+		{[]string{"--wal-size", "64KiB", dir}, 1, "log size 64 KiB is below the minimum"},
+		{[]string{"--wal-size", "16MiB", "--record-limit", "8MiB", dir}, 1, "record limit 8.0 MiB is more than a quarter of the log ring"},
+		{[]string{"--record-limit", "32MiB", dir}, 1, "record limit 32 MiB is above the maximum 16 MiB"},
+		{[]string{"--size", "0", dir}, 2, "size must be more than zero"},
+		{[]string{}, 2, "vosfs mkfs: missing POOLDIR"},
+		{[]string{dir, "extra"}, 2, "too many arguments"},
+		{[]string{"--bogus", dir}, 2, "flag provided but not defined: -bogus"},
+	} {
+		t.Run(fmt.Sprint(tc.args), func(t *testing.T) {
+			r := vosfs(t, append([]string{"mkfs"}, tc.args...)...)
+			assert.Equal(t, tc.code, r.code, "%v", r)
+			assert.Contains(t, r.stderr, tc.msg)
+			assert.Empty(t, r.stdout)
+		})
+	}
+	assert.NoDirExists(t, dir, "a refused mkfs created the pool directory")
+}
+
+func TestFsckFreshPool(t *testing.T) {
+	dir := mkfsSmall(t)
+	r := vosfs(t, "fsck", dir)
+	require.Equal(t, 0, r.code, "%v", r)
+	assert.Regexp(t, `^`+regexp.QuoteMeta(dir)+`: clean, 1 object, data 0 B used / 64 MiB free, metadata [0-9.]+ [KM]iB used / [0-9.]+ MiB free\n$`, r.stdout)
+	// A second check finds it clean again (the first one closed it cleanly).
+	r = vosfs(t, "fsck", dir)
+	assert.Equal(t, 0, r.code, "%v", r)
+}
+
+func TestFsckRefusesMountedPool(t *testing.T) {
+	dir := mkfsSmall(t)
+	holdLock(t, dir)
+	r := vosfs(t, "fsck", dir)
+	assert.Equal(t, 1, r.code, "%v", r)
+	assert.Contains(t, r.stderr, "is mounted")
+	assert.Contains(t, r.stderr, "unmount it first")
+}
+
+func TestFsckNoPool(t *testing.T) {
+	dir := t.TempDir()
+	r := vosfs(t, "fsck", dir)
+	assert.Equal(t, 1, r.code, "%v", r)
+	assert.Contains(t, r.stderr, "holds no pool")
+	r = vosfs(t, "fsck")
+	assert.Equal(t, 2, r.code, "%v", r)
+}
+
+func TestStatFreshPool(t *testing.T) {
+	dir := mkfsSmall(t)
+	r := vosfs(t, "stat", dir)
+	require.Equal(t, 0, r.code, "%v", r)
+	for _, want := range []string{
+		"pool         " + dir + " (not mounted)",
+		"data         64 MiB: 0 B used, 64 MiB free",
+		"metadata     16 MiB heap: ",
+		"log          16 MiB: 0.0% full, checkpoint lag 0 B",
+		"throttle     0 events, 0s waited",
+		"commits      0 (0 aborted)",
+		"store        0 commits, 0 conflicts, 0 replays, 0 aborts, 0 retries",
+		"fs           0 operations, 0 errors",
+	} {
+		assert.Contains(t, r.stdout, want)
+	}
+
+	r = vosfs(t, "stat", "--json", dir)
+	require.Equal(t, 0, r.code, "%v", r)
+	var rep statReport
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep), r.stdout)
+	assert.Equal(t, dir, rep.Pool)
+	assert.False(t, rep.Mounted)
+	assert.Equal(t, uint64(64<<20-pool.DataOffset), rep.Usage.DataSize)
+	assert.Equal(t, rep.Usage.DataSize, rep.Usage.DataFree)
+	assert.Equal(t, uint64(16<<20-8<<10), rep.Usage.LogSize)
+	assert.Equal(t, rep.Usage.DataSize/pool.BlockSize, rep.Stats.Pool.Data.Blocks)
+	assert.NotZero(t, rep.Stats.Pool.Heap.Total)
+	var generic map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &generic))
+	assert.Contains(t, generic, "stats")
+	assert.Contains(t, generic, "usage")
+}
+
+func TestStatNotAPool(t *testing.T) {
+	r := vosfs(t, "stat", t.TempDir())
+	assert.Equal(t, 1, r.code, "%v", r)
+	assert.Contains(t, r.stderr, "is neither a pool directory nor a vosfs mount point")
+}
+
+func TestUsage(t *testing.T) {
+	r := vosfs(t)
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "usage: vosfs COMMAND")
+
+	r = vosfs(t, "frobnicate")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, `vosfs: unknown command "frobnicate"`)
+
+	r = vosfs(t, "help")
+	assert.Equal(t, 0, r.code)
+	for _, c := range []string{"mkfs", "mount", "fsck", "stat", "snapshot", "version"} {
+		assert.Contains(t, r.stdout, "  "+c+" ")
+	}
+
+	for _, c := range []string{"mkfs", "mount", "fsck", "stat", "snapshot"} {
+		r = vosfs(t, c, "-h")
+		assert.Equal(t, 0, r.code, "%s -h: %v", c, r)
+		assert.Contains(t, r.stdout, "usage: vosfs "+c)
+		r2 := vosfs(t, "help", c)
+		assert.Equal(t, 0, r2.code)
+		assert.Contains(t, r2.stdout, "usage: vosfs "+c)
+	}
+	r = vosfs(t, "mount", "--help")
+	assert.Contains(t, r.stdout, "commit=sync|async")
+	assert.NotContains(t, r.stdout, "notify", "the internal flag shows in the usage")
+
+	r = vosfs(t, "version")
+	assert.Equal(t, 0, r.code)
+	assert.Regexp(t, `^vosfs \S+`, r.stdout)
+
+	r = vosfs(t, "snapshot", "rename", "/mnt", "x")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, `unknown operation "rename"`)
+	r = vosfs(t, "snapshot", "create", "/mnt")
+	assert.Equal(t, 2, r.code)
+	r = vosfs(t, "snapshot", "create", "/mnt", "a/b")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "invalid snapshot name")
+}
+
+func TestSnapshotNeedsMount(t *testing.T) {
+	r := vosfs(t, "snapshot", "list", t.TempDir())
+	assert.Equal(t, 1, r.code, "%v", r)
+	assert.Contains(t, r.stderr, "is not a vosfs mount point")
+}
+
+func TestMountRefusals(t *testing.T) {
+	dir := mkfsSmall(t)
+	base := t.TempDir()
+	file := filepath.Join(base, "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	mp := filepath.Join(base, "mnt")
+	require.NoError(t, os.Mkdir(mp, 0o755))
+
+	r := vosfs(t, "mount", dir, filepath.Join(base, "missing"))
+	assert.Equal(t, 1, r.code, "%v", r)
+	assert.Contains(t, r.stderr, "mount point "+filepath.Join(base, "missing")+" does not exist")
+
+	r = vosfs(t, "mount", dir, file)
+	assert.Equal(t, 1, r.code, "%v", r)
+	assert.Contains(t, r.stderr, "mount point "+file+" is not a directory")
+
+	r = vosfs(t, "mount", "-o", "commit=sync,frobnicate", dir, mp)
+	assert.Equal(t, 2, r.code, "%v", r)
+	assert.Contains(t, r.stderr, `unknown mount option "frobnicate"`)
+
+	r = vosfs(t, "mount", "-o", "commit=later", dir, mp)
+	assert.Equal(t, 2, r.code, "%v", r)
+	assert.Contains(t, r.stderr, "commit is sync or async")
+
+	r = vosfs(t, "mount", t.TempDir(), mp)
+	assert.Equal(t, 1, r.code, "%v", r)
+	assert.Contains(t, r.stderr, "holds no pool")
+
+	r = vosfs(t, "mount", dir)
+	assert.Equal(t, 2, r.code, "%v", r)
+
+	// The same refusals through the mount helper form.
+	r = vosfs(t, dir, filepath.Join(base, "missing"), "-o", "defaults")
+	assert.Equal(t, 1, r.code, "%v", r)
+	assert.Contains(t, r.stderr, "does not exist")
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"vosfs/fs"
+)
+
+func TestHelperArgs(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		want []string
+		err  string
+	}{
+		{in: []string{"/pool", "/mnt"}, want: []string{"--", "/pool", "/mnt"}},
+		{in: []string{"/pool", "/mnt", "-o", "rw,commit=sync"}, want: []string{"-o", "rw,commit=sync", "--", "/pool", "/mnt"}},
+		{in: []string{"-o", "commit=async", "/pool", "/mnt"}, want: []string{"-o", "commit=async", "--", "/pool", "/mnt"}},
+		{in: []string{"/pool", "/mnt", "-ocommit=async"}, want: []string{"-o", "commit=async", "--", "/pool", "/mnt"}},
+		{in: []string{"/pool", "/mnt", "-o", "rw", "-o", "noatime"}, want: []string{"-o", "rw,noatime", "--", "/pool", "/mnt"}},
+		{in: []string{"/pool", "/mnt", "-n", "-s", "-v", "-o", "defaults"}, want: []string{"-o", "defaults", "--", "/pool", "/mnt"}},
+		{in: []string{"--", "-pool", "/mnt"}, want: []string{"--", "-pool", "/mnt"}},
+		{in: []string{"/pool"}, err: "got 1 argument"},
+		{in: []string{"/pool", "/mnt", "/other"}, err: "got 3 argument"},
+		{in: []string{"/pool", "/mnt", "-o"}, err: "-o needs a list"},
+		{in: []string{"/pool", "/mnt", "-x"}, err: `unknown mount helper flag "-x"`},
+	} {
+		t.Run(fmt.Sprint(tc.in), func(t *testing.T) {
+			got, err := helperArgs(tc.in)
+			if tc.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.err)
+				var ue *usageError
+				assert.True(t, errors.As(err, &ue), "not a usage error: %v", err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestHelperName(t *testing.T) {
+	assert.True(t, isHelperName("/sbin/mount.fuse.vosfs"))
+	assert.True(t, isHelperName("mount.fuse.vosfs"))
+	assert.True(t, isHelperName("/usr/sbin/mount.vosfs"))
+	assert.False(t, isHelperName("/usr/local/bin/vosfs"))
+	assert.False(t, isHelperName("mount.fuse"))
+}
+
+func TestMountOptions(t *testing.T) {
+	opts, err := mountOptions("")
+	require.NoError(t, err)
+	assert.Equal(t, fs.DefaultOptions(), opts)
+
+	opts, err = mountOptions("defaults,commit=async,threshold=64KiB,attr_timeout=0.5,ro,allow_other")
+	require.NoError(t, err)
+	assert.Equal(t, fs.CommitAsync, opts.Commit)
+	assert.Equal(t, 64<<10, opts.Threshold)
+	assert.Equal(t, 500*time.Millisecond, opts.AttrTimeout)
+	assert.True(t, opts.ReadOnly)
+	assert.True(t, opts.AllowOther)
+
+	// Generic mount options are accepted and change nothing.
+	generic := "rw,dev,nodev,suid,nosuid,exec,noexec,auto,noauto,user,nouser,users,defaults,_netdev,nofail," +
+		"noatime,relatime,x-systemd.automount,x-systemd.requires=network.target,comment=foo,user=alice"
+	opts, err = mountOptions(generic)
+	require.NoError(t, err)
+	assert.Equal(t, fs.DefaultOptions(), opts)
+
+	for _, bad := range []string{"frobnicate", "commit=sync,bogus=1", "x-", "commit=maybe", "threshold=banana", "max_write=2MiB"} {
+		_, err := mountOptions(bad)
+		assert.Error(t, err, "%q accepted", bad)
+	}
+	_, err = mountOptions("nodev,frobnicate")
+	assert.EqualError(t, err, `unknown mount option "frobnicate"`)
+}
+
+func TestParseMountinfo(t *testing.T) {
+	text := `22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+97 22 0:45 / /mnt/my\040pool rw,nosuid,nodev,relatime shared:50 - fuse.vosfs /var/lib/vosfs/my\040pool rw,user_id=0,group_id=0
+98 22 0:46 / /mnt/plain rw,relatime - fuse.vosfs /srv/pool rw
+garbage line
+`
+	got := parseMountinfo(text)
+	require.Len(t, got, 3)
+	assert.Equal(t, mountEntry{mountpoint: "/", fstype: "ext4", source: "/dev/sda1"}, got[0])
+	assert.Equal(t, mountEntry{mountpoint: "/mnt/my pool", fstype: "fuse.vosfs", source: "/var/lib/vosfs/my pool"}, got[1])
+	assert.Equal(t, mountEntry{mountpoint: "/mnt/plain", fstype: "fuse.vosfs", source: "/srv/pool"}, got[2])
+
+	m, ok := mountAt(got, "/mnt/my pool")
+	assert.True(t, ok)
+	assert.Equal(t, "/var/lib/vosfs/my pool", m.source)
+	_, ok = mountAt(got, "/mnt/none")
+	assert.False(t, ok)
+	assert.Equal(t, `a\b`, unescapeMountinfo(`a\134b`))
+	assert.Equal(t, `trailing\04`, unescapeMountinfo(`trailing\04`))
+}
+
+func TestFlattenErrors(t *testing.T) {
+	a, b, c := errors.New("a broken"), errors.New("b broken"), errors.New("c broken")
+	err := errors.Join(a, fmt.Errorf("allocator: %w", errors.Join(b, c)))
+	assert.Equal(t, []string{"a broken", "allocator: b broken", "c broken"}, flattenErrors(err))
+	// Two %w are one problem, not two.
+	err = fmt.Errorf("%w: %w", errors.New("bad pool"), errors.New("short header"))
+	assert.Equal(t, []string{"bad pool: short header"}, flattenErrors(err))
+}
+
+func TestSizeFlag(t *testing.T) {
+	var s sizeFlag
+	require.NoError(t, s.Set("8GiB"))
+	assert.Equal(t, uint64(8<<30), s.n)
+	assert.Equal(t, "8.0 GiB", s.String())
+	require.NoError(t, s.Set("256 MiB"))
+	assert.Equal(t, "256 MiB", s.String())
+	assert.Error(t, s.Set("banana"))
+	assert.Error(t, s.Set("0"))
+	assert.Equal(t, "1.0 MiB (1,052,672 bytes)", exactBytes(1<<20+4096))
+	assert.Equal(t, "64 MiB", exactBytes(64<<20))
+}
+
+func TestSnapshotName(t *testing.T) {
+	assert.NoError(t, checkSnapshotName("daily-2024-01-01"))
+	for _, bad := range []string{"", ".", "..", "a/b", "nul\x00"} {
+		assert.Error(t, checkSnapshotName(bad), "%q", bad)
+	}
+}
