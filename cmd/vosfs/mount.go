@@ -62,7 +62,7 @@ func runMount(c *command, args []string) error {
 	var optList listFlag
 	fl.Var(&optList, "o", "mount options, comma-separated (see above)")
 	foreground := fl.Bool("foreground", false, "serve in this process until unmounted, logging to stderr")
-	mkfs := fl.Bool("mkfs", false, "create the pool with the default sizes if POOLDIR holds none")
+	mkfs := fl.Bool("mkfs", false, "create the pool with the default sizes if POOLDIR holds none, and MOUNTPOINT if missing")
 	notifyFD := fl.Int("notify-fd", -1, "internal: report readiness through this inherited descriptor")
 	pos, err := parseArgs(c, fl, args)
 	if err != nil {
@@ -93,6 +93,13 @@ func runMount(c *command, args []string) error {
 			return err
 		}
 		return runDaemon(cfg, n)
+	}
+	if *mkfs {
+		if _, err := os.Stat(mp); errors.Is(err, iofs.ErrNotExist) {
+			if err := os.MkdirAll(mp, 0o755); err != nil {
+				return err
+			}
+		}
 	}
 	if err := checkMountpoint(mp); err != nil {
 		return err
