@@ -364,12 +364,10 @@ func (s *Store) readSegments(segs []Segment, off uint64, buf []byte) error {
 // readParallel bounds the data-blob reads one array read has in flight.
 const readParallel = 16
 
-// akeyLive reports whether the akey under prefix (a Path prefix) holds a
-// value or array data at the view's epoch.
+// akeyLive reports whether the akey p holds a value or array data at the
+// view's epoch.
 func (v view) akeyLive(p Path, objPunch uint64) (bool, error) {
-	saved := v.witness
-	v.witness = nil
-	defer func() { v.witness = saved }()
+	v.witness = nil // v is a copy: the listing notes the live keys instead
 	res, err := v.lookup(p)
 	if err != nil || res.exists {
 		return res.exists, err
