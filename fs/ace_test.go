@@ -403,4 +403,3 @@ func TestACEPairs(t *testing.T) {
 	}
 	t.Logf("%d crash states checked", states)
 }
-
