@@ -188,7 +188,7 @@ func aceState(f *FS) (string, error) {
 			if err != nil {
 				return fmt.Errorf("%s%s: %w", prefix, name, err)
 			}
-			line := fmt.Sprintf("%s%s mode=%o nlink=%d size=%d", prefix, name, a.mode, a.nlink, a.size)
+			line := fmt.Sprintf("%s%s ino=%d mode=%o nlink=%d size=%d", prefix, name, e.oid, a.mode, a.nlink, a.size)
 			switch a.mode & syscall.S_IFMT {
 			case syscall.S_IFREG:
 				data := make([]byte, a.size)
@@ -329,9 +329,10 @@ func aceCheck(t *testing.T, mnt string, ops []aceOp) int {
 		m.close()
 		ok := got == states[min(done, len(states)-1)] || done+1 < len(states) && got == states[done+1]
 		if !ok && done < len(ops) && ops[done].torn != "" {
-			// A write cut in the middle: everything but its file as before.
-			skip := "/" + ops[done].torn + " "
-			ok = withoutFile(got, skip) == withoutFile(states[done], skip)
+			// A write cut in the middle: everything but its file (under
+			// every name) as before.
+			ino := inoOf(states[done], "/"+ops[done].torn+" ")
+			ok = ino != "" && withoutIno(got, ino) == withoutIno(states[done], ino)
 		}
 		if !ok {
 			t.Fatalf("%v crashed at sync %d after %d ops:\n%s", names, n, done, aceDiff(got, states, done))
@@ -340,10 +341,24 @@ func aceCheck(t *testing.T, mnt string, ops []aceOp) int {
 	return syncs
 }
 
-func withoutFile(state, prefix string) string {
+// inoOf returns the "ino=N " field of the line of path (with its trailing
+// space) in a state.
+func inoOf(state, path string) string {
+	for _, l := range strings.Split(state, "\n") {
+		if strings.HasPrefix(l, path) {
+			f := strings.Fields(l)
+			if len(f) > 1 {
+				return f[1] + " "
+			}
+		}
+	}
+	return ""
+}
+
+func withoutIno(state, ino string) string {
 	var keep []string
 	for _, l := range strings.Split(state, "\n") {
-		if !strings.HasPrefix(l, prefix) {
+		if !strings.Contains(l, " "+ino) {
 			keep = append(keep, l)
 		}
 	}
