@@ -29,6 +29,7 @@ type daemonConfig struct {
 	pool       string // absolute pool directory
 	mountpoint string // absolute mount point
 	opts       fs.Options
+	test       testOptions
 }
 
 // notifier reports to the background mount that started the daemon, through
@@ -89,8 +90,17 @@ func runDaemon(cfg daemonConfig, n *notifier) (err error) {
 		return errAlreadyMounted(dir)
 	}
 
+	var fsys blob.FS = blob.NewOSFS(true)
+	if seed := cfg.test.powerCut; seed != nil {
+		pc := blob.NewPowerCutFS(*seed)
+		defer pc.Close()
+		fsys = pc
+		for range 3 {
+			logger.Printf("WARNING: POWER-CUT TEST MODE (powercut=%d): unsynced writes live only in this process and are lost if it dies; for crash tests only, never for data", *seed)
+		}
+	}
 	logger.Printf("opening pool %s", dir)
-	p, err := pool.Open(blob.NewOSFS(true), dir, pool.Options{Progress: recoveryProgress(logger, n)})
+	p, err := pool.Open(fsys, dir, pool.Options{Progress: recoveryProgress(logger, n)})
 	if err != nil {
 		if errors.Is(err, blob.ErrLocked) {
 			return errAlreadyMounted(dir)
@@ -127,7 +137,11 @@ func runDaemon(cfg daemonConfig, n *notifier) (err error) {
 		}
 	}()
 
-	logger.Printf("mounted %s on %s (commit=%s)", dir, mp, cfg.opts.Commit)
+	mode := ""
+	if seed := cfg.test.powerCut; seed != nil {
+		mode = fmt.Sprintf(", POWER-CUT TEST MODE powercut=%d", *seed)
+	}
+	logger.Printf("mounted %s on %s (commit=%s%s)", dir, mp, cfg.opts.Commit, mode)
 	n.ready()
 	srv.Wait()
 	signal.Stop(sigs)

@@ -71,7 +71,7 @@ func runMount(c *command, args []string) error {
 	if len(pos) != 2 {
 		return usagef(c.name, "want POOLDIR and MOUNTPOINT, got %d argument(s)", len(pos))
 	}
-	opts, err := mountOptions(optList.String())
+	opts, test, err := parseMountOptions(optList.String())
 	if err != nil {
 		return usagef(c.name, "%v", err)
 	}
@@ -84,8 +84,11 @@ func runMount(c *command, args []string) error {
 		return err
 	}
 	opts.FsName = poolDir
-	cfg := daemonConfig{pool: poolDir, mountpoint: mp, opts: opts}
+	cfg := daemonConfig{pool: poolDir, mountpoint: mp, opts: opts, test: test}
 
+	if test.powerCut != nil && *notifyFD < 0 {
+		fmt.Fprintf(os.Stderr, "vosfs: WARNING: power-cut test mode (powercut=%d): unsynced writes are lost if the daemon dies; for crash tests only\n", *test.powerCut)
+	}
 	if *notifyFD >= 0 {
 		// The daemon started by a background mount.
 		n, err := openNotifier(*notifyFD)
@@ -120,6 +123,37 @@ func runMount(c *command, args []string) error {
 		return runDaemon(cfg, nil)
 	}
 	return startBackground(cfg, optList.String())
+}
+
+// testOptions are the hidden mount options of crash tests, which change
+// how the daemon opens the pool and are never meant for real use.
+type testOptions struct {
+	// powerCut, when set, opens the pool over blob.NewPowerCutFS with this
+	// seed instead of the real files with O_DIRECT: writes not synced live
+	// only in the daemon's memory, so killing the daemon loses them (or
+	// tears them) as a power cut would.
+	powerCut *int64
+}
+
+// parseMountOptions takes the test options (powercut=SEED) out of an -o
+// list, then parses the rest with mountOptions.
+func parseMountOptions(list string) (fs.Options, testOptions, error) {
+	var test testOptions
+	var rest []string
+	for _, o := range strings.Split(list, ",") {
+		k, v, _ := strings.Cut(o, "=")
+		if k != "powercut" {
+			rest = append(rest, o)
+			continue
+		}
+		seed, err := strconv.ParseInt(v, 0, 64)
+		if err != nil {
+			return fs.Options{}, test, fmt.Errorf("mount option %q: powercut takes an integer seed", o)
+		}
+		test.powerCut = &seed
+	}
+	opts, err := mountOptions(strings.Join(rest, ","))
+	return opts, test, err
 }
 
 // mountOptions parses an -o list: vosfs's own options, and generic mount

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// needFUSE skips a test that mounts unless it runs as root with /dev/fuse;
+// under CI (the environment variable CI set) that is a failure instead.
+func needFUSE(t *testing.T) {
+	t.Helper()
+	why := ""
+	if os.Geteuid() != 0 {
+		why = "not root"
+	} else if _, err := os.Stat("/dev/fuse"); err != nil {
+		why = "no /dev/fuse"
+	} else if _, err := exec.LookPath("umount"); err != nil {
+		why = "no umount"
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("crash test cannot run under CI: %s", why)
+	}
+	t.Skipf("crash test needs root and /dev/fuse: %s", why)
+}
+
+// lineWriter logs each line written to it.
+type lineWriter struct {
+	t   *testing.T
+	mu  sync.Mutex
+	buf strings.Builder
+	all strings.Builder
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.all.Write(p)
+	w.buf.Write(p)
+	s := w.buf.String()
+	for {
+		line, rest, ok := strings.Cut(s, "\n")
+		if !ok {
+			break
+		}
+		w.t.Log(line)
+		s = rest
+	}
+	w.buf.Reset()
+	w.buf.WriteString(s)
+	return len(p), nil
+}
+
+// TestCrashCycles runs three crash cycles against real mounts in each mode:
+// commit=sync, commit=async, and commit=sync over the power-cut FS.
+func TestCrashCycles(t *testing.T) {
+	needFUSE(t)
+	bin, err := buildVosfs(t.TempDir())
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name     string
+		commit   string
+		powerCut bool
+	}{
+		{"sync", "sync", false},
+		{"async", "async", false},
+		{"sync+powercut", "sync", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seed := time.Now().UnixNano()
+			w := &lineWriter{t: t}
+			cfg := config{
+				Cycles: 3, Seed: seed, Commit: tc.commit, Threads: 3, PowerCut: tc.powerCut,
+				Vosfs: bin, Dir: filepath.Join(t.TempDir(), "run"), Duration: 800 * time.Millisecond, Out: w,
+			}
+			t.Logf("seed %d", seed)
+			cycles, violations, err := run(cfg)
+			require.NoError(t, err)
+			require.Equal(t, 3, cycles)
+			require.Zero(t, violations, "violations (rerun: go run ./cmd/vosfs-crash --cycles 3 --threads 3 --commit %s --seed %d%s)",
+				tc.commit, seed, map[bool]string{true: " --powercut"}[tc.powerCut])
+			out := w.all.String()
+			require.Contains(t, out, "cycle 3/3:")
+			require.Contains(t, out, "final unmount and fsck:")
+		})
+	}
+}
