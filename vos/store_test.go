@@ -293,3 +293,23 @@ func openStoreB(b *testing.B) (*blob.MemFS, *Store) {
 	b.Cleanup(func() { s.Close(); p.Close() })
 	return mfs, s
 }
+
+// Overwriting far more than the data blob holds works without background
+// aggregation: a reservation that finds no space aggregates first.
+func TestNoSpaceAggregatesFirst(t *testing.T) {
+	_, s := openStore(t)
+	ctx := context.Background()
+	buf := make([]byte, 64<<10)
+	p := path(1, "f", "")
+	for i := 0; i < 1000; i++ { // 64 MB through a 16 MiB data blob
+		buf[0] = byte(i)
+		_, err := s.Update(ctx, UpdateOptions{}, func(tx *Tx) error { return tx.WriteArray(p, 0, buf, nil) })
+		require.NoError(t, err, "write %d", i)
+	}
+	require.Greater(t, s.Stats().Aggregations, uint64(0))
+	got := make([]byte, len(buf))
+	v := s.Latest()
+	defer v.Close()
+	require.NoError(t, v.ReadArray(p, 0, got))
+	require.Equal(t, buf, got)
+}

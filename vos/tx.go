@@ -641,6 +641,13 @@ var errFragmented = errors.New("vos: no single extent for the value")
 func (s *Store) writeLarge(hint *alloc.Hint, b []byte, single bool) (*large, error) {
 	blocks := (uint64(len(b)) + blockSize - 1) / blockSize
 	exts, err := s.p.Extents().Reserve(hint, blocks)
+	if errors.Is(err, alloc.ErrNoSpace) {
+		// Space that only old versions hold is reclaimable: aggregate
+		// now rather than fail, then try once more.
+		if _, aerr := s.Aggregate(context.Background()); aerr == nil {
+			exts, err = s.p.Extents().Reserve(hint, blocks)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

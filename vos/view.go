@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"vosfs/alloc"
 	"vosfs/umem"
 )
 
@@ -124,6 +125,7 @@ type UpdateOptions struct {
 // returns an error wrapping ErrPredicate; an abort with no retries left
 // returns ErrAborted. fn must be safe to run more than once.
 func (s *Store) Update(ctx context.Context, opts UpdateOptions, fn func(*Tx) error) (Result, error) {
+	aggregated := false
 	for attempt := 0; ; attempt++ {
 		tx := s.Begin()
 		tx.noReplay = opts.NoReplay
@@ -137,6 +139,14 @@ func (s *Store) Update(ctx context.Context, opts UpdateOptions, fn func(*Tx) err
 			res, _, err = tx.CommitAsync(ctx)
 		} else {
 			res, err = tx.Commit(ctx)
+		}
+		if errors.Is(err, alloc.ErrNoSpace) && !aggregated {
+			// The heap may be full of versions nobody can see.
+			aggregated = true
+			if _, aerr := s.Aggregate(ctx); aerr == nil {
+				attempt--
+				continue
+			}
 		}
 		if err != nil {
 			return res, err
