@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"math"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -25,29 +26,110 @@ var (
 
 // handle is an open file.
 type handle struct {
-	append bool // O_APPEND: every write goes to the end, atomically
+	append  bool // O_APPEND: every write goes to the end, atomically
+	counted bool // in FS.open: a live inode's (a snapshot's are not)
 }
 
-// dirHandle is an open directory (for fsyncdir).
+// dirHandle is an open directory: the listing read at open (or at the
+// last rewind) and the position in it. Entry i has offset i+1.
 type dirHandle struct {
-	n *node
-	gofs.DirStream
+	n       *node
+	entries []fuse.DirEntry
+	pos     int
 }
 
 var (
 	_ = (gofs.FileFsyncdirer)((*dirHandle)(nil))
 	_ = (gofs.FileReaddirenter)((*dirHandle)(nil))
+	_ = (gofs.FileSeekdirer)((*dirHandle)(nil))
 )
 
-func (n *node) openHandle(flags uint32) (gofs.FileHandle, uint32) {
-	n.fs.mu.Lock()
-	n.fs.open[n.oid]++
-	n.fs.mu.Unlock()
+// openHandle opens the node's inode. While its handles are counted, the
+// inode outlives its last link (as an orphan). An open racing with the
+// removal of the inode (its path was resolved before the unlink or rename
+// that removed it) waits for the removal's transaction and then fails with
+// ESTALE, on which the kernel resolves the path again: it then opens
+// whatever the name holds now.
+func (n *node) openHandle(flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	h := &handle{append: flags&syscall.O_APPEND != 0, counted: n.snap == nil}
 	var fuseFlags uint32
 	if flags&syscall.O_DIRECT != 0 {
 		fuseFlags |= fuse.FOPEN_DIRECT_IO
 	}
-	return &handle{append: flags&syscall.O_APPEND != 0}, fuseFlags
+	if !h.counted {
+		return h, fuseFlags, 0
+	}
+	f := n.fs
+	f.mu.Lock()
+	for f.removing[n.oid] > 0 {
+		f.removed.Wait()
+	}
+	f.open[n.oid]++
+	f.mu.Unlock()
+	// A removal that committed before the count went up.
+	var exists bool
+	errno := n.view(func(v *vos.View) error {
+		_, ok, err := v.Get(attrPath(n.oid))
+		exists = ok
+		return err
+	})
+	if errno == 0 && !exists {
+		errno = syscall.ESTALE
+	}
+	if errno != 0 {
+		f.close(n.oid)
+		return nil, 0, errno
+	}
+	return h, fuseFlags, 0
+}
+
+// close drops one handle of oid and reports whether it was the last.
+func (f *FS) close(oid uint64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.open[oid]--
+	if f.open[oid] > 0 {
+		return false
+	}
+	delete(f.open, oid)
+	return true
+}
+
+// removal tracks the inodes an operation's transaction removes for good,
+// against opens racing with it (see openHandle).
+type removal struct {
+	f    *FS
+	oids []uint64
+}
+
+// claim decides the fate of inode oid whose last link goes: false, it is
+// open and must wait as an orphan; true, it may go now, and opens are
+// refused until done.
+func (r *removal) claim(oid uint64) bool {
+	r.f.mu.Lock()
+	defer r.f.mu.Unlock()
+	if r.f.open[oid] > 0 {
+		return false
+	}
+	r.f.removing[oid]++
+	r.oids = append(r.oids, oid)
+	return true
+}
+
+// done ends the claims, once the transaction has committed or failed.
+func (r *removal) done() {
+	if len(r.oids) == 0 {
+		return
+	}
+	r.f.mu.Lock()
+	defer r.f.mu.Unlock()
+	for _, oid := range r.oids {
+		if r.f.removing[oid]--; r.f.removing[oid] <= 0 {
+			delete(r.f.removing, oid)
+		}
+	}
+	r.oids = nil
+	r.f.removed.Broadcast()
 }
 
 func (f *FS) isOpen(oid uint64) bool {
@@ -84,24 +166,46 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			return nil, 0, errno
 		}
 	}
-	fh, fuseFlags := n.openHandle(flags)
-	return fh, fuseFlags, 0
+	return n.openHandle(flags)
 }
 
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	ds, errno := n.Readdir(ctx)
-	if errno != 0 {
+	d := &dirHandle{n: n}
+	if errno := d.load(); errno != 0 {
 		return nil, 0, errno
 	}
-	return &dirHandle{n: n, DirStream: ds}, 0, 0
+	return d, 0, 0
+}
+
+func (d *dirHandle) load() syscall.Errno {
+	entries, errno := d.n.readdir()
+	if errno != 0 {
+		return errno
+	}
+	for i := range entries {
+		entries[i].Off = uint64(i + 1)
+	}
+	d.entries, d.pos = entries, 0
+	return 0
 }
 
 func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
-	if !d.HasNext() {
+	if d.pos >= len(d.entries) {
 		return nil, 0
 	}
-	e, errno := d.Next()
-	return &e, errno
+	e := d.entries[d.pos]
+	d.pos++
+	return &e, 0
+}
+
+// Seekdir moves to an offset of the listing; a rewind (offset 0) reads the
+// directory again, so it sees the changes since the open.
+func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if off == 0 {
+		return d.load()
+	}
+	d.pos = int(min(off, uint64(len(d.entries))))
+	return 0
 }
 
 func (d *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
@@ -124,17 +228,10 @@ func (n *node) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) sysc
 func (n *node) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno { return 0 }
 
 func (n *node) Release(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
-	if _, ok := fh.(*handle); !ok {
+	if h, ok := fh.(*handle); !ok || !h.counted {
 		return 0
 	}
-	n.fs.mu.Lock()
-	n.fs.open[n.oid]--
-	last := n.fs.open[n.oid] <= 0
-	if last {
-		delete(n.fs.open, n.oid)
-	}
-	n.fs.mu.Unlock()
-	if last {
+	if n.fs.close(n.oid) {
 		return n.fs.reapOrphan(ctx, n.oid)
 	}
 	return 0
@@ -145,9 +242,16 @@ func (n *node) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off in
 		return nil, syscall.EINVAL
 	}
 	var got int
+	var t times
 	errno := n.view(func(v *vos.View) error {
-		b, _, err := v.Get(sizePath(n.oid))
+		b, ok, err := v.Get(sizePath(n.oid))
 		if err != nil {
+			return err
+		}
+		if !ok {
+			return syscall.ESTALE // removed
+		}
+		if t, err = loadTimes(v, n.oid); err != nil {
 			return err
 		}
 		size := le(b)
@@ -160,6 +264,7 @@ func (n *node) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off in
 	if errno != 0 {
 		return nil, errno
 	}
+	n.accessed(t)
 	return fuse.ReadResultData(dest[:got]), 0
 }
 
@@ -171,7 +276,22 @@ func (n *node) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off i
 	if uint64(off)+uint64(len(data)) > MaxFileSize {
 		return 0, syscall.EFBIG
 	}
-	errno := n.update(ctx, nil, func(tx *vos.Tx) error {
+	if len(data) == 0 {
+		return 0, 0 // changes nothing, not even the size
+	}
+	kill := n.mustKillPriv(ctx)
+	gone := func(*vos.PredicateResult) syscall.Errno { return syscall.ESTALE }
+	errno := n.update(ctx, gone, func(tx *vos.Tx) error {
+		// The inode must still be there: a write must not bring back
+		// pieces of a removed one.
+		if err := tx.Predicate(vos.Predicate{Path: attrPath(n.oid), Kind: vos.Exists}); err != nil {
+			return err
+		}
+		if kill {
+			if err := killPriv(tx, n.oid); err != nil {
+				return err
+			}
+		}
 		at := uint64(off)
 		if h != nil && h.append {
 			b, _, err := tx.Get(sizePath(n.oid))
@@ -195,6 +315,55 @@ func (n *node) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off i
 		return 0, errno
 	}
 	return uint32(len(data)), 0
+}
+
+// mustKillPriv reports whether a write by the caller drops the file's
+// set-user-ID and set-group-ID bits: the caller is not privileged and a
+// bit is set. The kernel does it itself for writes through the page cache
+// (with a setattr before the write), but not for direct I/O.
+func (n *node) mustKillPriv(ctx context.Context) bool {
+	if uid, _ := caller(ctx); uid == 0 {
+		return false
+	}
+	var kill bool
+	n.view(func(v *vos.View) error {
+		b, ok, err := v.Get(attrPath(n.oid))
+		if err != nil || !ok {
+			return err
+		}
+		a, err := decodeInode(b)
+		kill = err == nil && privBits(a.mode) != 0
+		return err
+	})
+	return kill
+}
+
+// privBits are the bits of mode a write by an unprivileged user drops:
+// set-user-ID, and set-group-ID when group execute is set (without it, it
+// marks mandatory locking).
+func privBits(mode uint32) uint32 {
+	kill := mode & syscall.S_ISUID
+	if mode&(syscall.S_ISGID|syscall.S_IXGRP) == syscall.S_ISGID|syscall.S_IXGRP {
+		kill |= syscall.S_ISGID
+	}
+	return kill
+}
+
+// killPriv drops oid's privilege bits in tx.
+func killPriv(tx *vos.Tx, oid uint64) error {
+	b, ok, err := tx.Get(attrPath(oid))
+	if err != nil || !ok {
+		return err
+	}
+	a, err := decodeInode(b)
+	if err != nil {
+		return err
+	}
+	if k := privBits(a.mode); k != 0 {
+		a.mode &^= k
+		return tx.Put(attrPath(oid), a.encode())
+	}
+	return nil
 }
 
 // Flags of fallocate(2).
@@ -288,6 +457,8 @@ func (n *node) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn ui
 		return 0, syscall.EINVAL
 	}
 	const chunk = 1 << 20
+	// The reply counts bytes in 32 bits.
+	length = min(length, math.MaxUint32&^uint64(chunk-1))
 	var done uint64
 	buf := make([]byte, chunk)
 	for done < length {
@@ -327,9 +498,11 @@ func (f *FS) reapOrphan(ctx context.Context, oid uint64) syscall.Errno {
 	}); errno != 0 || !orphan {
 		return errno
 	}
+	rm := &removal{f: f}
+	defer rm.done()
 	return f.update(ctx, nil, func(tx *vos.Tx) error {
 		b, ok, err := tx.Get(linksPath(oid))
-		if err != nil || !ok || le(b) != 0 || f.isOpen(oid) {
+		if err != nil || !ok || le(b) != 0 || !rm.claim(oid) {
 			return err
 		}
 		if err := tx.PunchDkey(orphanOID, u64(oid)); err != nil {

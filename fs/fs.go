@@ -53,9 +53,11 @@ type FS struct {
 	snapOnce sync.Once
 	snaps    *snapDir
 
-	mu    sync.Mutex
-	open  map[uint64]int // guarded by mu: open file handles per inode
-	stats Stats          // guarded by mu
+	mu       sync.Mutex
+	open     map[uint64]int // guarded by mu: open file handles per inode
+	removing map[uint64]int // guarded by mu: inodes transactions are removing (see openHandle)
+	removed  *sync.Cond     // on mu: signalled when removals end
+	stats    Stats          // guarded by mu
 }
 
 // Stats are the filesystem's counters, with its store's and pool's.
@@ -83,7 +85,8 @@ func New(p *pool.Pool, opts Options) (*FS, error) {
 	if err := s.RegisterMerge(mergeMaxID, mergeMax, foldMax); err != nil {
 		return nil, err
 	}
-	f := &FS{p: p, s: s, opts: opts, open: map[uint64]int{}}
+	f := &FS{p: p, s: s, opts: opts, open: map[uint64]int{}, removing: map[uint64]int{}}
+	f.removed = sync.NewCond(&f.mu)
 	ctx := context.Background()
 	if err := f.format(ctx); err != nil {
 		s.Close()

@@ -215,16 +215,17 @@ func loadAttrs(g getter, oid uint64) (attrs, error) {
 			*f.dst = binary.LittleEndian.Uint64(b)
 		}
 	}
-	b, ok, err = g.Get(timesPath(oid))
-	if err != nil {
-		return a, err
+	a.times, err = loadTimes(g, oid)
+	return a, err
+}
+
+// loadTimes reads an inode's times (zero if it has none).
+func loadTimes(g getter, oid uint64) (times, error) {
+	b, ok, err := g.Get(timesPath(oid))
+	if err != nil || !ok {
+		return times{}, err
 	}
-	if ok {
-		if a.times, err = decodeTimes(b); err != nil {
-			return a, err
-		}
-	}
-	return a, nil
+	return decodeTimes(b)
 }
 
 func (a attrs) fill(oid uint64, out *fuse.Attr) {

@@ -32,6 +32,7 @@ type mounted struct {
 	dir  string // pool directory
 	mnt  string // mount point
 	opts Options
+	cfg  pool.Config
 	p    *pool.Pool
 	f    *FS
 	srv  *fuse.Server
@@ -44,11 +45,21 @@ func testPoolConfig() pool.Config {
 // mountTest creates a pool in a temporary directory and mounts it; it is
 // unmounted, checked and closed on cleanup.
 func mountTest(t testing.TB, opts Options) *mounted {
+	return mountTestConfig(t, opts, testPoolConfig())
+}
+
+// mountTestConfig is mountTest on a pool made with cfg.
+func mountTestConfig(t testing.TB, opts Options, cfg pool.Config) *mounted {
 	requireFUSE(t)
+	// VOSFS_TEST_COMMIT=async runs the suite's default mounts with
+	// commit=async.
+	if os.Getenv("VOSFS_TEST_COMMIT") == "async" {
+		opts.Commit = CommitAsync
+	}
 	base := t.TempDir()
-	m := &mounted{t: t, dir: filepath.Join(base, "pool"), mnt: filepath.Join(base, "mnt"), opts: opts}
+	m := &mounted{t: t, dir: filepath.Join(base, "pool"), mnt: filepath.Join(base, "mnt"), opts: opts, cfg: cfg}
 	require.NoError(t, os.Mkdir(m.mnt, 0o755))
-	require.NoError(t, pool.Create(blob.NewOSFS(true), m.dir, testPoolConfig()))
+	require.NoError(t, pool.Create(blob.NewOSFS(true), m.dir, cfg))
 	m.mount()
 	t.Cleanup(func() {
 		if m.srv != nil {

@@ -27,6 +27,28 @@ type node struct {
 	// snap, for a node inside a snapshot, is the snapshot's view: the
 	// node reads through it and refuses every change.
 	snap *vos.View
+
+	lastMu  sync.Mutex
+	last    attrs // guarded by lastMu: the attributes last reported
+	hasLast bool  // guarded by lastMu
+}
+
+// remember keeps the attributes last reported: once the inode is gone, its
+// descriptors (an open directory, a FIFO, a working directory) still get
+// them from fstat, with no links.
+func (n *node) remember(a attrs) {
+	n.lastMu.Lock()
+	n.last, n.hasLast = a, true
+	n.lastMu.Unlock()
+}
+
+// removed returns the attributes of a node whose inode is gone.
+func (n *node) removed() (attrs, bool) {
+	n.lastMu.Lock()
+	defer n.lastMu.Unlock()
+	a := n.last
+	a.nlink = 0
+	return a, n.hasLast
 }
 
 // view runs fn on the node's view: its snapshot's, or the latest state.
@@ -48,11 +70,19 @@ func (n *node) update(ctx context.Context, onPred func(*vos.PredicateResult) sys
 
 // ino is the inode number the node reports: its object ID, made distinct
 // inside a snapshot.
-func (n *node) ino() uint64 {
+func (n *node) ino() uint64 { return n.inoOf(n.oid) }
+
+// inoOf is the inode number of object oid seen from n's tree.
+func (n *node) inoOf(oid uint64) uint64 {
 	if n.snap == nil {
-		return n.oid
+		return oid
 	}
-	return 1<<59 | (n.snap.Epoch()&0x7ffffff)<<32 | n.oid&0xffffffff
+	return snapIno(n.snap.Epoch(), oid)
+}
+
+// snapIno is the inode number of object oid in the snapshot at epoch.
+func snapIno(epoch, oid uint64) uint64 {
+	return 1<<59 | (epoch&0x7ffffff)<<32 | oid&0xffffffff
 }
 
 var (
@@ -73,7 +103,12 @@ func (f *FS) update(ctx context.Context, onPred func(*vos.PredicateResult) sysca
 	if f.opts.ReadOnly {
 		return syscall.EROFS
 	}
-	res, err := f.s.Update(context.WithoutCancel(ctx), vos.UpdateOptions{Retries: opRetries, Async: f.opts.Commit == CommitAsync}, fn)
+	ctx = context.WithoutCancel(ctx)
+	uo := vos.UpdateOptions{Retries: opRetries, Async: f.opts.Commit == CommitAsync}
+	res, err := f.s.Update(ctx, uo, fn)
+	if errors.Is(err, alloc.ErrNoSpace) && f.reclaim(ctx) {
+		res, err = f.s.Update(ctx, uo, fn)
+	}
 	if errors.Is(err, vos.ErrPredicate) && onPred != nil && res.Failed != nil {
 		return onPred(res.Failed)
 	}
@@ -82,6 +117,41 @@ func (f *FS) update(ctx context.Context, onPred func(*vos.PredicateResult) sysca
 	}
 	f.count(func(s *Stats) { s.Ops++ })
 	return 0
+}
+
+// accessed updates the access time of n after a read the way relatime
+// does: when it is not after the last modification and change, or is a day
+// old. t are the times the read saw. The update does not wait to be
+// durable, and is dropped if the inode is gone by then.
+func (n *node) accessed(t times) {
+	if n.snap != nil || n.fs.opts.ReadOnly {
+		return
+	}
+	now := time.Now().UnixNano()
+	if t.atime > t.mtime && t.atime > t.ctime && now-t.atime < int64(24*time.Hour) {
+		return
+	}
+	_, err := n.fs.s.Update(context.Background(), vos.UpdateOptions{Retries: opRetries, Async: true}, func(tx *vos.Tx) error {
+		if err := tx.Predicate(vos.Predicate{Path: attrPath(n.oid), Kind: vos.Exists}); err != nil {
+			return err
+		}
+		return touch(tx, n.oid, times{atime: now})
+	})
+	if err != nil && !errors.Is(err, vos.ErrPredicate) {
+		_ = n.fs.toErrno(err) // counted and logged; the read itself succeeded
+	}
+}
+
+// reclaim frees the space of versions nothing sees any more, which the
+// store's background aggregation would free in a few seconds, so that a
+// full pool does not fail an overwrite it has room for; it reports whether
+// anything was dropped.
+func (f *FS) reclaim(ctx context.Context) bool {
+	n, err := f.s.Aggregate(ctx)
+	if err != nil || n == 0 {
+		return false
+	}
+	return f.p.Sync() == nil // freed blocks are reusable once the drop is durable
 }
 
 // view runs fn on a view of the latest state.
@@ -113,11 +183,22 @@ func caller(ctx context.Context) (uint32, uint32) {
 
 func (n *node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	var a attrs
-	if errno := n.view(func(v *vos.View) error {
+	errno := n.view(func(v *vos.View) error {
 		var err error
 		a, err = loadAttrs(v, n.oid)
 		return err
-	}); errno != 0 {
+	})
+	switch errno {
+	case 0:
+		n.remember(a)
+	case syscall.ENOENT:
+		// The kernel asks about a removed inode only for what still
+		// holds it.
+		if r, ok := n.removed(); ok {
+			a, errno = r, 0
+		}
+	}
+	if errno != 0 {
 		return errno
 	}
 	a.fill(n.ino(), &out.Attr)
@@ -149,10 +230,7 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 			// A change of owner drops set-user-ID and set-group-ID
 			// from files that are not directories.
 			if !a.isDir() {
-				a.mode &^= syscall.S_ISUID
-				if a.mode&syscall.S_IXGRP != 0 {
-					a.mode &^= syscall.S_ISGID
-				}
+				a.mode &^= privBits(a.mode)
 			}
 			changed = true
 		}
@@ -180,13 +258,20 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 			a.mtime = t
 			changed = true
 		}
+		// UTIME_NOW is the same now as the change time's.
 		atime, aok := in.GetATime()
 		mtime, mok := in.GetMTime()
 		if aok {
 			a.atime = atime.UnixNano()
+			if in.Valid&fuse.FATTR_ATIME_NOW != 0 {
+				a.atime = t
+			}
 		}
 		if mok {
 			a.mtime = mtime.UnixNano()
+			if in.Valid&fuse.FATTR_MTIME_NOW != 0 {
+				a.mtime = t
+			}
 		}
 		if aok || mok || changed {
 			a.ctime = t
@@ -217,14 +302,21 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	var target []byte
+	var t times
 	errno := n.view(func(v *vos.View) error {
 		b, ok, err := v.Get(linkPath(n.oid))
 		if err == nil && !ok {
 			err = syscall.EINVAL
 		}
 		target = b
+		if err == nil {
+			t, err = loadTimes(v, n.oid)
+		}
 		return err
 	})
+	if errno == 0 {
+		n.accessed(t)
+	}
 	return target, errno
 }
 

@@ -39,13 +39,27 @@ func checkName(name string) syscall.Errno {
 	return 0
 }
 
-// child returns the inode node for oid, reusing a live one (a snapshot's
-// nodes get fresh inode numbers, so they never alias the live tree's).
+// isSnapshotDir reports whether name in n is the live root's snapshots
+// directory, a name no entry of the root may take.
+func (n *node) isSnapshotDir(name string) bool {
+	return n.snap == nil && n.oid == RootOID && name == SnapshotDir
+}
+
+// child returns the inode node for oid, reusing a known one. A snapshot's
+// nodes have their own inode numbers, and the snapshot's epoch as their
+// generation, so they never alias the live tree's or another snapshot's;
+// hard links within a snapshot are one node.
 func (n *node) child(ctx context.Context, oid uint64, mode uint32) *gofs.Inode {
+	return n.NewInode(ctx, &node{fs: n.fs, oid: oid, snap: n.snap}, n.stableAttr(oid, mode))
+}
+
+// stableAttr is the identity of oid's node in n's tree.
+func (n *node) stableAttr(oid uint64, mode uint32) gofs.StableAttr {
+	sa := gofs.StableAttr{Mode: mode & syscall.S_IFMT, Ino: n.inoOf(oid)}
 	if n.snap != nil {
-		return n.NewInode(ctx, &node{fs: n.fs, oid: oid, snap: n.snap}, gofs.StableAttr{Mode: mode & syscall.S_IFMT})
+		sa.Gen = n.snap.Epoch()
 	}
-	return n.NewInode(ctx, &node{fs: n.fs, oid: oid}, gofs.StableAttr{Mode: mode & syscall.S_IFMT, Ino: oid})
+	return sa
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
@@ -74,18 +88,35 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 		return nil, errno
 	}
 	ch := n.child(ctx, e.oid, a.mode)
-	a.fill(ch.Operations().(*node).ino(), &out.Attr)
+	cn := ch.Operations().(*node)
+	cn.remember(a)
+	a.fill(cn.ino(), &out.Attr)
 	return ch, 0
 }
 
 func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
-	entries := []fuse.DirEntry{{Name: ".", Mode: syscall.S_IFDIR, Ino: n.oid}}
+	entries, errno := n.readdir()
+	if errno != 0 {
+		return nil, errno
+	}
+	return gofs.NewListDirStream(entries), 0
+}
+
+// readdir lists the directory: ".", "..", its entries and, at the root,
+// the snapshots directory.
+func (n *node) readdir() ([]fuse.DirEntry, syscall.Errno) {
+	entries := []fuse.DirEntry{{Name: ".", Mode: syscall.S_IFDIR, Ino: n.ino()}}
+	var a attrs
 	errno := n.view(func(v *vos.View) error {
-		a, err := loadAttrs(v, n.oid)
-		if err != nil {
+		var err error
+		if a, err = loadAttrs(v, n.oid); err != nil {
 			return err
 		}
-		entries = append(entries, fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: a.parent})
+		parent := n.inoOf(a.parent)
+		if n.snap != nil && n.oid == RootOID {
+			parent = snapshotsIno // a snapshot's root is in the snapshots directory
+		}
+		entries = append(entries, fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: parent})
 		var ferr error
 		if err := v.ListDkeys(n.oid|entriesBit, nil, false, 0, func(name []byte) bool {
 			b, ok, err := v.Get(entryPath(n.oid, string(name)))
@@ -98,7 +129,7 @@ func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 				ferr = err
 				return false
 			}
-			entries = append(entries, fuse.DirEntry{Name: string(name), Mode: e.mode, Ino: e.oid})
+			entries = append(entries, fuse.DirEntry{Name: string(name), Mode: e.mode, Ino: n.inoOf(e.oid)})
 			return true
 		}); err != nil {
 			return err
@@ -108,10 +139,11 @@ func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	if errno != 0 {
 		return nil, errno
 	}
+	n.accessed(a.times)
 	if n.oid == RootOID && n.snap == nil {
 		entries = append(entries, fuse.DirEntry{Name: SnapshotDir, Mode: syscall.S_IFDIR, Ino: snapshotsIno})
 	}
-	return gofs.NewListDirStream(entries), 0
+	return entries, 0
 }
 
 // newInode creates an inode named name in directory n in one transaction:
@@ -123,6 +155,9 @@ func (n *node) newInode(ctx context.Context, name string, mode, rdev uint32, ext
 	}
 	if n.fs.opts.ReadOnly || n.snap != nil {
 		return nil, syscall.EROFS
+	}
+	if n.isSnapshotDir(name) {
+		return nil, syscall.EEXIST
 	}
 	oid, err := n.fs.s.NewOID(ctx)
 	if err != nil {
@@ -190,7 +225,9 @@ func (n *node) newInode(ctx context.Context, name string, mode, rdev uint32, ext
 		_ = n.view(func(v *vos.View) error { b, _, err := v.Get(sizePath(oid)); a.size = le(b); return err })
 	}
 	a.fill(oid, &out.Attr)
-	return n.child(ctx, oid, mode), 0
+	ch := n.child(ctx, oid, mode)
+	ch.Operations().(*node).remember(a)
+	return ch, 0
 }
 
 func le(b []byte) uint64 {
@@ -206,7 +243,10 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, errno
 	}
 	cn := ch.Operations().(*node)
-	fh, fuseFlags := cn.openHandle(flags)
+	fh, fuseFlags, errno := cn.openHandle(flags)
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
 	return ch, fh, fuseFlags, 0
 }
 
@@ -244,6 +284,14 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 	tn, ok := target.(*node)
 	if !ok {
 		return nil, syscall.EXDEV
+	}
+	switch {
+	case n.snap != nil:
+		return nil, syscall.EROFS
+	case tn.snap != nil:
+		return nil, syscall.EXDEV // a snapshot's file has no place in the live tree
+	case n.isSnapshotDir(name):
+		return nil, syscall.EEXIST
 	}
 	var a attrs
 	errno := n.update(ctx, func(pr *vos.PredicateResult) syscall.Errno {
@@ -286,7 +334,9 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 		return nil, errno
 	}
 	a.fill(tn.oid, &out.Attr)
-	return n.child(ctx, tn.oid, a.mode), 0
+	ch := n.child(ctx, tn.oid, a.mode)
+	ch.Operations().(*node).remember(a)
+	return ch, 0
 }
 
 // readEntry reads a directory entry in tx; ENOENT if missing.
@@ -300,25 +350,39 @@ func readEntry(tx *vos.Tx, dir uint64, name string) (entry, bool, error) {
 }
 
 // dropLink removes one link of the non-directory oid in tx; at zero links
-// the inode goes, or waits as an orphan while it is open.
-func (f *FS) dropLink(tx *vos.Tx, oid uint64) error {
+// the inode goes (claimed in rm), or waits as an orphan while it is open
+// (then it reports true: the caller settles the orphan once the
+// transaction committed).
+func (f *FS) dropLink(tx *vos.Tx, rm *removal, oid uint64) (orphaned bool, err error) {
 	b, _, err := tx.Get(linksPath(oid))
 	if err != nil {
-		return err
+		return false, err
 	}
 	if le(b) > 1 {
 		if err := addLinks(tx, oid, -1); err != nil {
-			return err
+			return false, err
 		}
-		return touch(tx, oid, nowC())
+		return false, touch(tx, oid, nowC())
 	}
-	if f.isOpen(oid) {
+	if !rm.claim(oid) {
 		if err := tx.Put(linksPath(oid), u64(0)); err != nil {
-			return err
+			return false, err
 		}
-		return tx.Put(vos.Path{OID: orphanOID, Dkey: u64(oid), Akey: akeyEntry}, u64(oid))
+		if err := touch(tx, oid, nowC()); err != nil {
+			return false, err
+		}
+		return true, tx.Put(vos.Path{OID: orphanOID, Dkey: u64(oid), Akey: akeyEntry}, u64(oid))
 	}
-	return removeInode(tx, oid)
+	return false, removeInode(tx, oid)
+}
+
+// settleOrphan reaps an orphan made by a committed transaction if its last
+// handle was released meanwhile: that release looked for the orphan
+// before it existed.
+func (f *FS) settleOrphan(ctx context.Context, oid uint64) {
+	if oid != 0 && !f.isOpen(oid) {
+		_ = f.reapOrphan(ctx, oid)
+	}
 }
 
 // removeInode punches an inode's objects.
@@ -335,7 +399,14 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if errno := checkName(name); errno != 0 {
 		return errno
 	}
-	return n.update(ctx, nil, func(tx *vos.Tx) error {
+	if n.isSnapshotDir(name) {
+		return syscall.EBUSY
+	}
+	var orphan uint64
+	rm := &removal{f: n.fs}
+	defer rm.done()
+	errno := n.update(ctx, nil, func(tx *vos.Tx) error {
+		orphan = 0
 		e, ok, err := readEntry(tx, n.oid, name)
 		if err != nil {
 			return err
@@ -349,11 +420,19 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 		if err := tx.PunchDkey(n.oid|entriesBit, []byte(name)); err != nil {
 			return err
 		}
-		if err := n.fs.dropLink(tx, e.oid); err != nil {
+		orphaned, err := n.fs.dropLink(tx, rm, e.oid)
+		if err != nil {
 			return err
+		}
+		if orphaned {
+			orphan = e.oid
 		}
 		return touch(tx, n.oid, nowMC())
 	})
+	if errno == 0 {
+		n.fs.settleOrphan(ctx, orphan)
+	}
+	return errno
 }
 
 // dirEmpty reports whether directory oid has no entries (a read of the
@@ -373,6 +452,9 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	}
 	if errno := checkName(name); errno != 0 {
 		return errno
+	}
+	if n.isSnapshotDir(name) {
+		return syscall.EBUSY
 	}
 	return n.update(ctx, nil, func(tx *vos.Tx) error {
 		e, ok, err := readEntry(tx, n.oid, name)
@@ -422,15 +504,33 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if !ok {
 		return syscall.EXDEV
 	}
+	// Snapshots are read-only, and nothing moves between one and the
+	// live tree (both directories have the same object IDs).
+	if n.snap != nil || np.snap != nil {
+		return syscall.EROFS
+	}
+	if n.isSnapshotDir(name) || np.isSnapshotDir(newName) {
+		return syscall.EBUSY
+	}
 	if flags&^uint32(renameNoReplace|renameExchange) != 0 || flags == renameNoReplace|renameExchange {
 		return syscall.EINVAL
 	}
-	return n.update(ctx, nil, func(tx *vos.Tx) error {
-		return n.fs.rename(tx, n.oid, name, np.oid, newName, flags)
+	var orphan uint64
+	rm := &removal{f: n.fs}
+	defer rm.done()
+	errno := n.update(ctx, nil, func(tx *vos.Tx) error {
+		orphan = 0
+		return n.fs.rename(tx, rm, n.oid, name, np.oid, newName, flags, &orphan)
 	})
+	if errno == 0 {
+		n.fs.settleOrphan(ctx, orphan)
+	}
+	return errno
 }
 
-func (f *FS) rename(tx *vos.Tx, from uint64, name string, to uint64, newName string, flags uint32) error {
+// rename moves an entry in tx; a replaced file left open becomes an orphan
+// named in *orphan.
+func (f *FS) rename(tx *vos.Tx, rm *removal, from uint64, name string, to uint64, newName string, flags uint32, orphan *uint64) error {
 	src, ok, err := readEntry(tx, from, name)
 	if err != nil {
 		return err
@@ -505,8 +605,12 @@ func (f *FS) rename(tx *vos.Tx, from uint64, name string, to uint64, newName str
 			if srcDir {
 				return syscall.ENOTDIR
 			}
-			if err := f.dropLink(tx, dst.oid); err != nil {
+			orphaned, err := f.dropLink(tx, rm, dst.oid)
+			if err != nil {
 				return err
+			}
+			if orphaned {
+				*orphan = dst.oid
 			}
 		}
 	}

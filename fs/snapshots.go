@@ -31,7 +31,13 @@ var (
 	_ = (gofs.NodeMkdirer)((*snapDir)(nil))
 	_ = (gofs.NodeRmdirer)((*snapDir)(nil))
 	_ = (gofs.NodeGetattrer)((*snapDir)(nil))
+	_ = (gofs.NodeStatfser)((*snapDir)(nil))
 )
+
+// Statfs is the filesystem's.
+func (d *snapDir) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	return d.fs.root.Statfs(ctx, out)
+}
 
 func (f *FS) snapshotsDir(ctx context.Context, root *node, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	f.snapOnce.Do(func() { f.snaps = &snapDir{fs: f, views: map[string]*vos.View{}} })
@@ -66,6 +72,9 @@ func (d *snapDir) view(name string) (*vos.View, error) {
 }
 
 func (d *snapDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if len(name) > MaxNameLen {
+		return nil, syscall.ENAMETOOLONG
+	}
 	v, err := d.view(name)
 	if errors.Is(err, vos.ErrNoSnapshot) || errors.Is(err, vos.ErrSnapshotNameSize) {
 		return nil, syscall.ENOENT
@@ -84,13 +93,13 @@ func (d *snapDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	}
 	a.mode &^= 0o222
 	a.fill(root.ino(), &out.Attr)
-	return d.NewInode(ctx, root, gofs.StableAttr{Mode: syscall.S_IFDIR}), 0
+	return d.NewInode(ctx, root, root.stableAttr(RootOID, syscall.S_IFDIR)), 0
 }
 
 func (d *snapDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	entries := []fuse.DirEntry{{Name: ".", Mode: syscall.S_IFDIR, Ino: snapshotsIno}, {Name: "..", Mode: syscall.S_IFDIR, Ino: RootOID}}
 	for _, s := range d.fs.s.Snapshots() {
-		entries = append(entries, fuse.DirEntry{Name: s.Name, Mode: syscall.S_IFDIR})
+		entries = append(entries, fuse.DirEntry{Name: s.Name, Mode: syscall.S_IFDIR, Ino: snapIno(s.Epoch, RootOID)})
 	}
 	return gofs.NewListDirStream(entries), 0
 }
@@ -130,6 +139,44 @@ func (d *snapDir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	}
 	d.mu.Unlock()
 	return 0
+}
+
+// Only mkdir and rmdir change the snapshots directory.
+
+var (
+	_ = (gofs.NodeCreater)((*snapDir)(nil))
+	_ = (gofs.NodeMknoder)((*snapDir)(nil))
+	_ = (gofs.NodeSymlinker)((*snapDir)(nil))
+	_ = (gofs.NodeLinker)((*snapDir)(nil))
+	_ = (gofs.NodeUnlinker)((*snapDir)(nil))
+	_ = (gofs.NodeRenamer)((*snapDir)(nil))
+	_ = (gofs.NodeSetattrer)((*snapDir)(nil))
+)
+
+func (d *snapDir) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	return nil, nil, 0, syscall.EPERM
+}
+
+func (d *snapDir) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
+
+func (d *snapDir) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
+
+func (d *snapDir) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
+
+func (d *snapDir) Unlink(ctx context.Context, name string) syscall.Errno { return syscall.EPERM }
+
+func (d *snapDir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	return syscall.EPERM
+}
+
+func (d *snapDir) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return syscall.EPERM
 }
 
 // closeViews releases the snapshots' views (at unmount).
