@@ -314,3 +314,23 @@ func TestAtime(t *testing.T) {
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, tsNano(lstat(t, m.path("d")).Atim), start, "readdir updates an old atime")
 }
+
+func TestNoAtime(t *testing.T) {
+	opts := DefaultOptions()
+	rest, err := ParseOptions(&opts, "noatime,nodev")
+	require.NoError(t, err)
+	require.Equal(t, []string{"nodev"}, rest)
+	require.True(t, opts.NoAtime)
+	m := mountTest(t, opts)
+	p := m.path("f")
+	writeFile(t, p, []byte("data"))
+	old := unix.NsecToTimespec(time.Now().Add(-48 * time.Hour).UnixNano())
+	require.NoError(t, unix.UtimesNano(p, []unix.Timespec{old, old}))
+	requireContent(t, []byte("data"), p)
+	require.Equal(t, old, lstat(t, p).Atim)
+
+	o2 := DefaultOptions()
+	_, err = ParseOptions(&o2, "noatime,relatime")
+	require.NoError(t, err)
+	require.False(t, o2.NoAtime)
+}

@@ -13,8 +13,11 @@ var ErrInconsistent = errors.New("vosfs: inconsistent")
 // namespace: every entry names a live inode of the type it says, every
 // directory's ".." and link count are right, every file's link count is
 // the number of entries naming it (zero for an orphan), and every inode is
-// reachable from the root or an orphan. Call it with the filesystem idle.
+// reachable from the root or an orphan. Call it with the filesystem idle;
+// background aggregation waits for it.
 func (f *FS) Check() error {
+	f.aggMu.Lock()
+	defer f.aggMu.Unlock()
 	var errs []error
 	if err := f.s.Check(); err != nil {
 		errs = append(errs, err)

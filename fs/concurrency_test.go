@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
@@ -339,7 +340,7 @@ func TestAggregateUnderLoad(t *testing.T) {
 				return
 			default:
 			}
-			if _, err := m.f.Store().Aggregate(context.Background()); err != nil {
+			if _, err := m.f.aggregate(context.Background()); err != nil {
 				t.Errorf("aggregate: %v", err)
 				return
 			}
@@ -583,4 +584,30 @@ func TestDirectoryRaces(t *testing.T) {
 		}
 	})
 	require.NoError(t, m.f.Check())
+}
+
+// TestCheckDuringAggregation: the checker and the filesystem's background
+// aggregation exclude each other, so the checker never mistakes the frees
+// of a pass running beside it for corruption.
+func TestCheckDuringAggregation(t *testing.T) {
+	m := mountTest(t, DefaultOptions())
+	for c := 0; c < 4; c++ {
+		for i := 0; i < 100; i++ {
+			writeFile(t, m.path(fmt.Sprintf("f%d", i)), []byte("some bytes, in the heap"))
+		}
+		for i := 0; i < 100; i++ {
+			require.NoError(t, os.Remove(m.path(fmt.Sprintf("f%d", i))))
+		}
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := m.f.aggregate(context.Background())
+			assert.NoError(t, err)
+		}()
+		for k := 0; k < 3; k++ {
+			require.NoError(t, m.f.Check(), "cycle %d", c)
+		}
+		wg.Wait()
+	}
 }

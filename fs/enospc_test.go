@@ -69,6 +69,7 @@ func TestENOSPC(t *testing.T) {
 					delete(written, name)
 				}
 			}
+			m.settle()
 			m.aggregate()
 			big := pattern(9, 8<<20)
 			writeFile(t, m.path("after"), big)

@@ -53,6 +53,10 @@ type FS struct {
 	snapOnce sync.Once
 	snaps    *snapDir
 
+	aggMu   sync.Mutex    // one aggregation at a time, and none during Check
+	stopAgg chan struct{} // closed to stop aggregateLoop
+	aggDone chan struct{} // closed when it stopped
+
 	mu       sync.Mutex
 	open     map[uint64]int // guarded by mu: open file handles per inode
 	removing map[uint64]int // guarded by mu: inodes transactions are removing (see openHandle)
@@ -75,7 +79,9 @@ func New(p *pool.Pool, opts Options) (*FS, error) {
 	if opts.MaxWrite == 0 {
 		opts.MaxWrite = 1 << 20
 	}
-	s, err := vos.Open(p, vos.Options{Threshold: opts.Threshold})
+	// The filesystem runs the store's aggregation itself (aggregateLoop),
+	// so that Check can keep it out; a read-only mount changes nothing.
+	s, err := vos.Open(p, vos.Options{Threshold: opts.Threshold, AggregateInterval: -1})
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +105,40 @@ func New(p *pool.Pool, opts Options) (*FS, error) {
 		}
 	}
 	f.root = &node{fs: f, oid: RootOID}
+	if !opts.ReadOnly {
+		f.stopAgg, f.aggDone = make(chan struct{}), make(chan struct{})
+		go f.aggregateLoop()
+	}
 	return f, nil
+}
+
+// aggregateInterval is how often old versions are aggregated in the
+// background.
+const aggregateInterval = 5 * time.Second
+
+func (f *FS) aggregateLoop() {
+	defer close(f.aggDone)
+	t := time.NewTicker(aggregateInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.stopAgg:
+			return
+		case <-t.C:
+			if f.p.Err() == nil {
+				_, _ = f.aggregate(context.Background())
+			}
+		}
+	}
+}
+
+// aggregate runs a pass of the store's aggregation, never during Check:
+// the store's checker reads the tree and the allocators' bitmaps one after
+// the other, and frees in between look like corruption.
+func (f *FS) aggregate(ctx context.Context) (int, error) {
+	f.aggMu.Lock()
+	defer f.aggMu.Unlock()
+	return f.s.Aggregate(ctx)
 }
 
 // format creates the root directory of a new filesystem.
@@ -124,8 +163,13 @@ func (f *FS) Store() *vos.Store { return f.s }
 // Pool is the pool under the filesystem.
 func (f *FS) Pool() *pool.Pool { return f.p }
 
-// Close stops the store's background work; the caller closes the pool.
+// Close stops the background work; the caller closes the pool.
 func (f *FS) Close() error {
+	if f.stopAgg != nil {
+		close(f.stopAgg)
+		<-f.aggDone
+		f.stopAgg = nil
+	}
 	if f.snaps != nil {
 		f.snaps.closeViews()
 	}

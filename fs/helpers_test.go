@@ -151,13 +151,21 @@ func (m *mounted) aggregate() {
 	m.t.Helper()
 	ctx := context.Background()
 	for i := 0; i < 10; i++ {
-		n, err := m.f.Store().Aggregate(ctx)
+		n, err := m.f.aggregate(ctx)
 		require.NoError(m.t, err)
 		require.NoError(m.t, m.p.Sync())
 		if n == 0 {
 			return
 		}
 	}
+}
+
+// settle waits for the orphans to go: the kernel releases a closed file
+// asynchronously, so an unlink right after a close may leave an orphan
+// until the release arrives.
+func (m *mounted) settle() {
+	m.t.Helper()
+	eventually(m.t, func() bool { return len(m.orphans()) == 0 }, "orphans reaped")
 }
 
 // orphans lists the inodes waiting as orphans.

@@ -182,6 +182,7 @@ func TestStatfs(t *testing.T) {
 	used := statfs(t, m.mnt)
 	require.LessOrEqual(t, used.Bfree, free-(8<<20)/4096, "8 MiB written")
 	require.NoError(t, os.Remove(m.path("d/big")))
+	m.settle()
 	m.aggregate()
 	require.GreaterOrEqual(t, statfs(t, m.mnt).Bfree, free, "space of a deleted file comes back")
 

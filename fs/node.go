@@ -103,12 +103,7 @@ func (f *FS) update(ctx context.Context, onPred func(*vos.PredicateResult) sysca
 	if f.opts.ReadOnly {
 		return syscall.EROFS
 	}
-	ctx = context.WithoutCancel(ctx)
-	uo := vos.UpdateOptions{Retries: opRetries, Async: f.opts.Commit == CommitAsync}
-	res, err := f.s.Update(ctx, uo, fn)
-	if errors.Is(err, alloc.ErrNoSpace) && f.reclaim(ctx) {
-		res, err = f.s.Update(ctx, uo, fn)
-	}
+	res, err := f.s.Update(context.WithoutCancel(ctx), vos.UpdateOptions{Retries: opRetries, Async: f.opts.Commit == CommitAsync}, fn)
 	if errors.Is(err, vos.ErrPredicate) && onPred != nil && res.Failed != nil {
 		return onPred(res.Failed)
 	}
@@ -124,7 +119,7 @@ func (f *FS) update(ctx context.Context, onPred func(*vos.PredicateResult) sysca
 // old. t are the times the read saw. The update does not wait to be
 // durable, and is dropped if the inode is gone by then.
 func (n *node) accessed(t times) {
-	if n.snap != nil || n.fs.opts.ReadOnly {
+	if n.snap != nil || n.fs.opts.ReadOnly || n.fs.opts.NoAtime {
 		return
 	}
 	now := time.Now().UnixNano()
@@ -140,18 +135,6 @@ func (n *node) accessed(t times) {
 	if err != nil && !errors.Is(err, vos.ErrPredicate) {
 		_ = n.fs.toErrno(err) // counted and logged; the read itself succeeded
 	}
-}
-
-// reclaim frees the space of versions nothing sees any more, which the
-// store's background aggregation would free in a few seconds, so that a
-// full pool does not fail an overwrite it has room for; it reports whether
-// anything was dropped.
-func (f *FS) reclaim(ctx context.Context) bool {
-	n, err := f.s.Aggregate(ctx)
-	if err != nil || n == 0 {
-		return false
-	}
-	return f.p.Sync() == nil // freed blocks are reusable once the drop is durable
 }
 
 // view runs fn on a view of the latest state.

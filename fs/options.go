@@ -37,6 +37,7 @@ type Options struct {
 	MaxWrite       int           // largest FUSE write (default 1 MiB)
 	AllowOther     bool
 	ReadOnly       bool
+	NoAtime        bool // reads leave access times alone (default: relatime)
 	Debug          bool
 	Logger         *log.Logger
 	// FsName is shown as the mount's source (the pool directory).
@@ -96,6 +97,10 @@ func ParseOptions(opts *Options, list string) (rest []string, err error) {
 			opts.MaxWrite = int(n)
 		case "allow_other":
 			opts.AllowOther = true
+		case "noatime":
+			opts.NoAtime = true
+		case "atime", "relatime":
+			opts.NoAtime = false
 		case "ro":
 			opts.ReadOnly = true
 		case "rw":

@@ -125,6 +125,7 @@ func TestSnapshots(t *testing.T) {
 
 	// Deleting the file in the live tree keeps the snapshot's copy.
 	require.NoError(t, os.Remove(m.path("d/big")))
+	m.settle()
 	m.aggregate()
 	requireContent(t, big, s1+"/d/big")
 

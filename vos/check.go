@@ -20,6 +20,10 @@ var ErrInconsistent = errors.New("vos: inconsistent")
 // reference (each referenced once, nothing else allocated). Call it with no
 // transaction in progress.
 func (s *Store) Check() error {
+	// Aggregation frees what it drops between the reading of references
+	// and the reading of the bitmaps: keep it out.
+	s.aggMu.Lock()
+	defer s.aggMu.Unlock()
 	var refs pool.Refs
 	var errs []error
 	bad := func(format string, args ...any) {
