@@ -52,9 +52,11 @@ var (
 // whatever the name holds now.
 func (n *node) openHandle(flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	h := &handle{append: flags&syscall.O_APPEND != 0, counted: n.snap == nil}
-	var fuseFlags uint32
+	// Every change to a file goes through this daemon, so the kernel's
+	// page cache of it stays valid from one open to the next.
+	fuseFlags := uint32(fuse.FOPEN_KEEP_CACHE)
 	if flags&syscall.O_DIRECT != 0 {
-		fuseFlags |= fuse.FOPEN_DIRECT_IO
+		fuseFlags = fuse.FOPEN_DIRECT_IO
 	}
 	if !h.counted {
 		return h, fuseFlags, 0
