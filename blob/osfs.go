@@ -48,7 +48,12 @@ func (o *OSFS) open(op, name string, flag int) (File, error) {
 	if o.Direct {
 		f, err := openDirect(name, flag, 0o600)
 		if err == nil {
-			return &osFile{f: f, name: name, direct: true}, nil
+			rf, err := os.Open(name)
+			if err != nil {
+				f.Close()
+				return nil, fmt.Errorf("blob: %s %s: %w", op, name, osErr(err))
+			}
+			return &osFile{f: f, name: name, direct: true, rf: rf}, nil
 		}
 		if !errors.Is(err, unix.EINVAL) {
 			return nil, fmt.Errorf("blob: %s %s: %w", op, name, osErr(err))
@@ -146,6 +151,10 @@ type osFile struct {
 	f      *os.File
 	name   string
 	direct bool // opened with O_DIRECT
+	// rf, for a direct file, is a second, buffered descriptor for reads:
+	// writes bypass the page cache, reads may use it (a direct write
+	// invalidates the cached pages it covers), and reads need no alignment.
+	rf *os.File
 }
 
 var _ File = (*osFile)(nil)
@@ -167,6 +176,9 @@ func (f *osFile) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (f *osFile) readAt(p []byte, off int64) (int, error) {
+	if f.rf != nil {
+		return f.rf.ReadAt(p, off)
+	}
 	if !f.direct || len(p) == 0 {
 		return f.f.ReadAt(p, off)
 	}
@@ -275,6 +287,9 @@ func (f *osFile) writeZeros(off, n int64) error {
 }
 
 func (f *osFile) Close() error {
+	if f.rf != nil {
+		f.rf.Close()
+	}
 	if err := f.f.Close(); err != nil {
 		return fmt.Errorf("blob: close %s: %w", f.name, osErr(err))
 	}
