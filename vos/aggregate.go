@@ -23,10 +23,16 @@ const (
 
 // aggAction is one change of aggregation: drop an entry (and free its
 // space), or replace a merge operand by the folded value.
+//
+// Actions are applied in order, possibly split over several transactions,
+// so every prefix of them must leave what each view sees unchanged: a
+// tombstone is dropped only after what it hides, and a fold carries the
+// drops of the chain it replaces, applied in the same transaction.
 type aggAction struct {
-	key  []byte
-	fold []byte // nil: drop
-	path Path
+	key   []byte
+	fold  []byte   // nil: drop
+	drops [][]byte // a fold's chain below its top, dropped with it
+	path  Path
 }
 
 func (s *Store) aggregateLoop() {
@@ -93,6 +99,7 @@ func (s *Store) Aggregate(ctx context.Context) (int, error) {
 // under the lock, fetched and folded outside it.
 type foldPlan struct {
 	key      []byte
+	drops    [][]byte // the rest of the chain and everything older
 	path     Path
 	merge    uint8
 	base     *part
@@ -108,7 +115,7 @@ func (f *foldPlan) finish(s *Store) (aggAction, error) {
 	if val == nil {
 		val = []byte{}
 	}
-	return aggAction{key: f.key, fold: val, path: f.path}, nil
+	return aggAction{key: f.key, fold: val, drops: f.drops, path: f.path}, nil
 }
 
 type aggEntry struct {
@@ -193,8 +200,9 @@ func planPath(v view, p Path, entries []aggEntry, low, objPunch uint64) ([]aggAc
 	var fold *foldPlan
 	for i, e := range values {
 		if e.r.kind == recPunch {
-			for _, o := range values[i:] {
-				drop(o)
+			// Oldest first, the tombstone last.
+			for j := len(values) - 1; j >= i; j-- {
+				drop(values[j])
 			}
 			break
 		}
@@ -231,7 +239,7 @@ func planPath(v view, p Path, entries []aggEntry, low, objPunch uint64) ([]aggAc
 			fold.base = &pt
 		}
 		for _, o := range values[1:] {
-			drop(o)
+			fold.drops = append(fold.drops, o.key)
 		}
 		break
 	}
@@ -277,60 +285,90 @@ func planPath(v view, p Path, entries []aggEntry, low, objPunch uint64) ([]aggAc
 	return actions, fold, nil
 }
 
-// applyAggregation applies actions in transactions of at most aggActions.
+// applyAggregation applies actions in order, in transactions of about
+// aggActions changes (a fold and its drops always in one).
 func (s *Store) applyAggregation(ctx context.Context, actions []aggAction) (int, error) {
 	done := 0
 	for len(actions) > 0 {
-		batch := actions[:min(len(actions), aggActions)]
-		actions = actions[len(batch):]
+		n, weight := 0, 0
+		for n < len(actions) && (n == 0 || weight+1+len(actions[n].drops) <= aggActions) {
+			weight += 1 + len(actions[n].drops)
+			n++
+		}
+		batch := actions[:n]
+		actions = actions[n:]
 		if _, err := s.p.Update(ctx, func(tx *pool.Tx) error {
 			for _, a := range batch {
-				val, ok, err := s.tree.Get(tx.Reader(), a.key)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					continue
-				}
-				old, err := decodeRec(val)
-				if err != nil {
-					return err
-				}
-				if err := freeRec(tx, old); err != nil {
-					return err
+				for _, k := range a.drops {
+					if err := s.dropEntry(tx, k); err != nil {
+						return err
+					}
 				}
 				if a.fold == nil {
-					if _, err := s.tree.Delete(tx, a.key); err != nil {
+					if err := s.dropEntry(tx, a.key); err != nil {
 						return err
 					}
 					continue
 				}
-				nr := rec{size: uint64(len(a.fold)), csum: wal.Checksum(a.fold)}
-				if len(a.fold) <= inlineMax {
-					nr.kind = recInline
-					copy(nr.inline[:], a.fold)
-				} else {
-					off, err := tx.Alloc(uint64(len(a.fold)))
-					if err != nil {
-						return err
-					}
-					if err := tx.Write(off, a.fold); err != nil {
-						return err
-					}
-					nr.kind, nr.loc = recHeap, off
-				}
-				if _, err := s.tree.Put(tx, a.key, nr.encode()); err != nil {
+				if err := s.replaceWithFold(tx, a.key, a.fold); err != nil {
 					return err
 				}
-
 			}
 			return nil
 		}); err != nil {
 			return done, err
 		}
-		done += len(batch)
+		done += weight
 	}
 	return done, nil
+}
+
+// dropEntry deletes a tree entry and frees its space.
+func (s *Store) dropEntry(tx *pool.Tx, key []byte) error {
+	val, ok, err := s.tree.Get(tx.Reader(), key)
+	if err != nil || !ok {
+		return err
+	}
+	old, err := decodeRec(val)
+	if err != nil {
+		return err
+	}
+	if err := freeRec(tx, old); err != nil {
+		return err
+	}
+	_, err = s.tree.Delete(tx, key)
+	return err
+}
+
+// replaceWithFold replaces a merge operand by the folded plain value.
+func (s *Store) replaceWithFold(tx *pool.Tx, key, fold []byte) error {
+	val, ok, err := s.tree.Get(tx.Reader(), key)
+	if err != nil || !ok {
+		return err
+	}
+	old, err := decodeRec(val)
+	if err != nil {
+		return err
+	}
+	if err := freeRec(tx, old); err != nil {
+		return err
+	}
+	nr := rec{size: uint64(len(fold)), csum: wal.Checksum(fold)}
+	if len(fold) <= inlineMax {
+		nr.kind = recInline
+		copy(nr.inline[:], fold)
+	} else {
+		off, err := tx.Alloc(uint64(len(fold)))
+		if err != nil {
+			return err
+		}
+		if err := tx.Write(off, fold); err != nil {
+			return err
+		}
+		nr.kind, nr.loc = recHeap, off
+	}
+	_, err = s.tree.Put(tx, key, nr.encode())
+	return err
 }
 
 // freeRec frees the heap or data-blob space a record holds.
