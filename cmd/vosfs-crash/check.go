@@ -20,7 +20,7 @@ import (
 //   - with commit=sync, lo is every operation that returned: those are
 //     durable, and the one in flight may be there or not;
 //   - with commit=async, lo counts the operations that returned before the
-//     latest successful fsync, fdatasync, syncfs or msync of any thread was
+//     latest successful fsync, fdatasync or msync of any thread was
 //     issued: that call made them durable. The operations after may be
 //     lost, but only as a suffix.
 //
