@@ -171,6 +171,18 @@ func (tx *Tx) usable() error {
 	return nil
 }
 
+// changing checks a change of p: the transaction is open, the path valid,
+// and its object not punched earlier in the transaction.
+func (tx *Tx) changing(p Path) error {
+	if err := tx.usable(); err != nil {
+		return err
+	}
+	if err := p.check(); err != nil {
+		return err
+	}
+	return tx.punchedObject(p.OID)
+}
+
 // punchedObject reports whether the transaction already punched oid: later
 // changes to it would share the punch's epoch and be hidden by it.
 func (tx *Tx) punchedObject(oid uint64) error {
@@ -272,13 +284,7 @@ func (s *Store) fold(id uint8, base []byte, exists bool, ops []op) ([]byte, erro
 // Put sets the value of path. A value at or above the threshold is written
 // to the data blob now, and the commit waits for it.
 func (tx *Tx) Put(p Path, val []byte) error {
-	if err := tx.usable(); err != nil {
-		return err
-	}
-	if err := p.check(); err != nil {
-		return err
-	}
-	if err := tx.punchedObject(p.OID); err != nil {
+	if err := tx.changing(p); err != nil {
 		return err
 	}
 	o := op{kind: opPut, path: p, val: append([]byte{}, val...)}
@@ -295,13 +301,7 @@ func (tx *Tx) Put(p Path, val []byte) error {
 
 // Punch removes the value (or the array) of path.
 func (tx *Tx) Punch(p Path) error {
-	if err := tx.usable(); err != nil {
-		return err
-	}
-	if err := p.check(); err != nil {
-		return err
-	}
-	if err := tx.punchedObject(p.OID); err != nil {
+	if err := tx.changing(p); err != nil {
 		return err
 	}
 	tx.supersedeArrays(func(q Path) bool { return q.key() == p.key() })
@@ -356,13 +356,7 @@ func (tx *Tx) PunchObject(oid uint64) error {
 // Merge adds operand to path's value through the named merge operator. It
 // reads nothing, so merges never conflict.
 func (tx *Tx) Merge(p Path, name string, operand []byte) error {
-	if err := tx.usable(); err != nil {
-		return err
-	}
-	if err := p.check(); err != nil {
-		return err
-	}
-	if err := tx.punchedObject(p.OID); err != nil {
+	if err := tx.changing(p); err != nil {
 		return err
 	}
 	m, ok := tx.s.merges[name]
@@ -424,13 +418,7 @@ func (tx *Tx) arrayOverlap(p Path, lo, hi uint64) bool {
 // body of a write at or above the threshold goes to data-blob extents (hint
 // keeps a stream's extents in sequence); the rest to the heap.
 func (tx *Tx) WriteArray(p Path, off uint64, data []byte, hint *alloc.Hint) error {
-	if err := tx.usable(); err != nil {
-		return err
-	}
-	if err := p.check(); err != nil {
-		return err
-	}
-	if err := tx.punchedObject(p.OID); err != nil {
+	if err := tx.changing(p); err != nil {
 		return err
 	}
 	end := off + uint64(len(data))
@@ -486,13 +474,7 @@ func (tx *Tx) WriteArray(p Path, off uint64, data []byte, hint *alloc.Hint) erro
 // PunchArray punches [start, end) of path's array (end MaxArrayOffset for
 // "to the end", as truncate does).
 func (tx *Tx) PunchArray(p Path, start, end uint64) error {
-	if err := tx.usable(); err != nil {
-		return err
-	}
-	if err := p.check(); err != nil {
-		return err
-	}
-	if err := tx.punchedObject(p.OID); err != nil {
+	if err := tx.changing(p); err != nil {
 		return err
 	}
 	if start >= end || end > MaxArrayOffset {
