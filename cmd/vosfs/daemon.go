@@ -114,8 +114,13 @@ func runDaemon(cfg daemonConfig, n *notifier) (err error) {
 		p.Close()
 		return fmt.Errorf("pool %s: %w", dir, err)
 	}
+	// Catch SIGTERM and SIGINT before the mount is live: one that arrives
+	// in between waits in the channel and unmounts right after.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	srv, err := f.Mount(mp)
 	if err != nil {
+		signal.Stop(sigs)
 		f.Close()
 		p.Close()
 		return err
@@ -128,8 +133,6 @@ func runDaemon(cfg daemonConfig, n *notifier) (err error) {
 		logger.Printf("warning: no control socket, 'vosfs stat' will not reach this mount: %v", err)
 	}
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
 		for sig := range sigs {
 			logger.Printf("%v: unmounting %s", sig, mp)
