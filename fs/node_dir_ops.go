@@ -45,6 +45,23 @@ func (n *node) isSnapshotDir(name string) bool {
 	return n.snap == nil && n.oid == RootOID && name == SnapshotDir
 }
 
+// newNamePredicates makes a transaction that adds name to directory n
+// require that the name is free and the directory still exists.
+func (n *node) newNamePredicates(tx *vos.Tx, name string) error {
+	if err := tx.Predicate(vos.Predicate{Path: entryPath(n.oid, name), Kind: vos.Absent}); err != nil {
+		return err
+	}
+	return tx.Predicate(vos.Predicate{Path: attrPath(n.oid), Kind: vos.Exists})
+}
+
+// newNameFailed maps a failed newNamePredicates to its errno.
+func newNameFailed(pr *vos.PredicateResult) syscall.Errno {
+	if pr.Index == 0 {
+		return syscall.EEXIST
+	}
+	return syscall.ENOENT
+}
+
 // child returns the inode node for oid, reusing a known one. A snapshot's
 // nodes have their own inode numbers, and the snapshot's epoch as their
 // generation, so they never alias the live tree's or another snapshot's;
@@ -166,16 +183,8 @@ func (n *node) newInode(ctx context.Context, name string, mode, rdev uint32, ext
 	uid, gid := caller(ctx)
 	isDir := mode&syscall.S_IFMT == syscall.S_IFDIR
 	var a attrs
-	errno := n.update(ctx, func(pr *vos.PredicateResult) syscall.Errno {
-		if pr.Index == 0 {
-			return syscall.EEXIST
-		}
-		return syscall.ENOENT
-	}, func(tx *vos.Tx) error {
-		if err := tx.Predicate(vos.Predicate{Path: entryPath(n.oid, name), Kind: vos.Absent}); err != nil {
-			return err
-		}
-		if err := tx.Predicate(vos.Predicate{Path: attrPath(n.oid), Kind: vos.Exists}); err != nil {
+	errno := n.update(ctx, newNameFailed, func(tx *vos.Tx) error {
+		if err := n.newNamePredicates(tx, name); err != nil {
 			return err
 		}
 		parent, err := loadAttrs(tx, n.oid)
@@ -294,16 +303,8 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 		return nil, syscall.EEXIST
 	}
 	var a attrs
-	errno := n.update(ctx, func(pr *vos.PredicateResult) syscall.Errno {
-		if pr.Index == 0 {
-			return syscall.EEXIST
-		}
-		return syscall.ENOENT
-	}, func(tx *vos.Tx) error {
-		if err := tx.Predicate(vos.Predicate{Path: entryPath(n.oid, name), Kind: vos.Absent}); err != nil {
-			return err
-		}
-		if err := tx.Predicate(vos.Predicate{Path: attrPath(n.oid), Kind: vos.Exists}); err != nil {
+	errno := n.update(ctx, newNameFailed, func(tx *vos.Tx) error {
+		if err := n.newNamePredicates(tx, name); err != nil {
 			return err
 		}
 		var err error

@@ -10,7 +10,6 @@ import (
 	"vosfs/alloc"
 	"vosfs/pool"
 	"vosfs/umem"
-	"vosfs/wal"
 )
 
 // Aggregation limits: each transaction of an aggregation pass handles at
@@ -323,49 +322,37 @@ func (s *Store) applyAggregation(ctx context.Context, actions []aggAction) (int,
 	return done, nil
 }
 
-// dropEntry deletes a tree entry and frees its space.
-func (s *Store) dropEntry(tx *pool.Tx, key []byte) error {
+// takeEntry frees the space of the tree entry at key, reporting whether
+// it exists; the caller deletes or replaces the entry.
+func (s *Store) takeEntry(tx *pool.Tx, key []byte) (bool, error) {
 	val, ok, err := s.tree.Get(tx.Reader(), key)
 	if err != nil || !ok {
-		return err
+		return false, err
 	}
 	old, err := decodeRec(val)
 	if err != nil {
+		return false, err
+	}
+	return true, freeRec(tx, old)
+}
+
+// dropEntry deletes a tree entry and frees its space.
+func (s *Store) dropEntry(tx *pool.Tx, key []byte) error {
+	if ok, err := s.takeEntry(tx, key); err != nil || !ok {
 		return err
 	}
-	if err := freeRec(tx, old); err != nil {
-		return err
-	}
-	_, err = s.tree.Delete(tx, key)
+	_, err := s.tree.Delete(tx, key)
 	return err
 }
 
 // replaceWithFold replaces a merge operand by the folded plain value.
 func (s *Store) replaceWithFold(tx *pool.Tx, key, fold []byte) error {
-	val, ok, err := s.tree.Get(tx.Reader(), key)
-	if err != nil || !ok {
+	if ok, err := s.takeEntry(tx, key); err != nil || !ok {
 		return err
 	}
-	old, err := decodeRec(val)
+	nr, err := storeSmall(tx, fold)
 	if err != nil {
 		return err
-	}
-	if err := freeRec(tx, old); err != nil {
-		return err
-	}
-	nr := rec{size: uint64(len(fold)), csum: wal.Checksum(fold)}
-	if len(fold) <= inlineMax {
-		nr.kind = recInline
-		copy(nr.inline[:], fold)
-	} else {
-		off, err := tx.Alloc(uint64(len(fold)))
-		if err != nil {
-			return err
-		}
-		if err := tx.Write(off, fold); err != nil {
-			return err
-		}
-		nr.kind, nr.loc = recHeap, off
 	}
 	_, err = s.tree.Put(tx, key, nr.encode())
 	return err

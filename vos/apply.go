@@ -254,27 +254,43 @@ func (a *applier) applyValue(st *valueState) error {
 // putValue stores val (inline, in the heap, or in its data-blob extent) as
 // the version of path at the epoch.
 func (a *applier) putValue(p Path, val []byte, l *large, merge uint8) error {
-	r := rec{merge: merge, size: uint64(len(val)), csum: wal.Checksum(val)}
-	switch {
-	case l != nil:
+	r, err := a.store(val, l)
+	if err != nil {
+		return err
+	}
+	r.merge = merge
+	return a.putVersion(p, r)
+}
+
+// store places val — in its data-blob extent l if it has one, else inline
+// or in the heap — and returns its record.
+func (a *applier) store(val []byte, l *large) (rec, error) {
+	if l != nil {
 		if err := a.publish(l); err != nil {
-			return err
+			return rec{}, err
 		}
-		r.kind, r.loc = recData, l.exts[0].Block
-	case len(val) <= inlineMax:
+		return rec{kind: recData, size: uint64(len(val)), csum: wal.Checksum(val), loc: l.exts[0].Block}, nil
+	}
+	return storeSmall(a.ptx, val)
+}
+
+// storeSmall keeps val inline in its record or in the heap.
+func storeSmall(tx *pool.Tx, val []byte) (rec, error) {
+	r := rec{size: uint64(len(val)), csum: wal.Checksum(val)}
+	if len(val) <= inlineMax {
 		r.kind = recInline
 		copy(r.inline[:], val)
-	default:
-		off, err := a.ptx.Alloc(uint64(len(val)))
-		if err != nil {
-			return err
-		}
-		if err := a.ptx.Write(off, val); err != nil {
-			return err
-		}
-		r.kind, r.loc = recHeap, off
+		return r, nil
 	}
-	return a.putVersion(p, r)
+	off, err := tx.Alloc(uint64(len(val)))
+	if err != nil {
+		return r, err
+	}
+	if err := tx.Write(off, val); err != nil {
+		return r, err
+	}
+	r.kind, r.loc = recHeap, off
+	return r, nil
 }
 
 func (a *applier) putVersion(p Path, r rec) error {
@@ -313,25 +329,9 @@ func (a *applier) cancelLarge(l *large) {
 }
 
 func (a *applier) writeExtent(o op) error {
-	r := rec{size: uint64(len(o.val)), csum: wal.Checksum(o.val)}
-	switch {
-	case o.large != nil:
-		if err := a.publish(o.large); err != nil {
-			return err
-		}
-		r.kind, r.loc = recData, o.large.exts[0].Block
-	case len(o.val) <= inlineMax:
-		r.kind = recInline
-		copy(r.inline[:], o.val)
-	default:
-		off, err := a.ptx.Alloc(uint64(len(o.val)))
-		if err != nil {
-			return err
-		}
-		if err := a.ptx.Write(off, o.val); err != nil {
-			return err
-		}
-		r.kind, r.loc = recHeap, off
+	r, err := a.store(o.val, o.large)
+	if err != nil {
+		return err
 	}
 	replaced, err := a.s.tree.Put(a.ptx, o.path.extKey(o.off, a.epoch), r.encode())
 	if err == nil && replaced {
