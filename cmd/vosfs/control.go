@@ -1,12 +1,19 @@
 package main
 
 // The control socket: the daemon listens on POOLDIR/vosfs.sock (mode 0600)
-// and answers one request per connection. The client sends a command line,
-// "stats"; the daemon answers one line, the JSON of fs.Stats, or
-// "error MESSAGE".
+// and answers one request per connection. The client sends a command line:
+//
+//	stats              one line, the JSON of fs.Stats
+//	profile KIND SECS  "ok N", a newline, then N bytes: a pprof profile of
+//	                   the daemon (cpu: sampled over SECS seconds; mutex,
+//	                   block: contention during SECS seconds; heap,
+//	                   goroutine: a snapshot at the end of SECS seconds)
+//
+// or, for any of them, one line "error MESSAGE".
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +22,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,8 +36,11 @@ const (
 	sockName = "vosfs.sock"
 	// maxSockPath is the longest path a unix socket address holds.
 	maxSockPath = 107
-	// controlTimeout bounds one request, either side.
+	// controlTimeout bounds one request, either side, beyond the duration
+	// of a profile it asks for.
 	controlTimeout = 10 * time.Second
+	// maxProfileSeconds bounds the duration of one profile.
+	maxProfileSeconds = 600
 )
 
 // sockAddr returns an address of the socket in dir short enough for a unix
@@ -109,17 +122,67 @@ func (c *controlServer) handle(conn net.Conn) {
 	if err != nil {
 		return
 	}
-	switch cmd := strings.TrimSpace(line); cmd {
-	case "stats":
+	f := strings.Fields(line)
+	switch {
+	case len(f) == 1 && f[0] == "stats":
 		b, err := json.Marshal(c.stats())
 		if err != nil {
 			fmt.Fprintf(conn, "error %v\n", err)
 			return
 		}
 		conn.Write(append(b, '\n'))
+	case len(f) == 3 && f[0] == "profile":
+		secs, err := strconv.Atoi(f[2])
+		if err != nil || secs < 1 || secs > maxProfileSeconds {
+			fmt.Fprintf(conn, "error profile duration %q is not 1..%d seconds\n", f[2], maxProfileSeconds)
+			return
+		}
+		conn.SetDeadline(time.Now().Add(time.Duration(secs)*time.Second + controlTimeout))
+		var buf bytes.Buffer
+		if err := profile(&buf, f[1], time.Duration(secs)*time.Second); err != nil {
+			fmt.Fprintf(conn, "error %v\n", err)
+			return
+		}
+		fmt.Fprintf(conn, "ok %d\n", buf.Len())
+		conn.Write(buf.Bytes())
 	default:
-		fmt.Fprintf(conn, "error unknown command %q\n", cmd)
+		fmt.Fprintf(conn, "error unknown command %q\n", strings.TrimSpace(line))
 	}
+}
+
+// profileMu keeps profiles one at a time: the CPU profiler and the
+// contention sampling rates are process-wide.
+var profileMu sync.Mutex
+
+// profile writes a pprof profile of this process of the kind asked for,
+// covering the next d.
+func profile(w io.Writer, kind string, d time.Duration) error {
+	if !profileMu.TryLock() {
+		return errors.New("another profile is running")
+	}
+	defer profileMu.Unlock()
+	switch kind {
+	case "cpu":
+		if err := pprof.StartCPUProfile(w); err != nil {
+			return err
+		}
+		time.Sleep(d)
+		pprof.StopCPUProfile()
+		return nil
+	case "mutex":
+		old := runtime.SetMutexProfileFraction(1)
+		time.Sleep(d)
+		runtime.SetMutexProfileFraction(old)
+	case "block":
+		runtime.SetBlockProfileRate(1)
+		time.Sleep(d)
+		runtime.SetBlockProfileRate(0)
+	case "heap", "goroutine":
+		time.Sleep(d)
+	default:
+		return fmt.Errorf("unknown profile kind %q (cpu, mutex, block, heap, goroutine)", kind)
+	}
+	return pprof.Lookup(kind).WriteTo(w, 0)
 }
 
 // Close stops serving and removes the socket.
@@ -130,33 +193,69 @@ func (c *controlServer) Close() error {
 	return err
 }
 
-// queryStats asks the daemon that has the pool in dir mounted for its
-// counters.
-func queryStats(dir string) (fs.Stats, error) {
-	var st fs.Stats
+// controlRequest sends one command line to the daemon that has the pool in
+// dir mounted and returns its first answer line without "ok " or the error
+// it sent, and the connection to read what follows from. extra is how much
+// longer than controlTimeout the answer may take.
+func controlRequest(dir, cmd string, extra time.Duration) (string, *bufio.Reader, func(), error) {
 	addr, release, err := sockAddr(dir)
 	if err != nil {
-		return st, err
+		return "", nil, nil, err
 	}
 	defer release()
 	conn, err := net.DialTimeout("unix", addr, controlTimeout)
 	if err != nil {
-		return st, err
+		return "", nil, nil, err
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(controlTimeout))
-	if _, err := io.WriteString(conn, "stats\n"); err != nil {
-		return st, err
+	conn.SetDeadline(time.Now().Add(controlTimeout + extra))
+	if _, err := io.WriteString(conn, cmd+"\n"); err != nil {
+		conn.Close()
+		return "", nil, nil, err
 	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
+	r := bufio.NewReader(conn)
+	line, err := r.ReadString('\n')
 	if err != nil {
-		return st, fmt.Errorf("control socket: %w", err)
+		conn.Close()
+		return "", nil, nil, fmt.Errorf("control socket: %w", err)
 	}
 	if msg, ok := strings.CutPrefix(line, "error "); ok {
-		return st, fmt.Errorf("daemon: %s", strings.TrimSpace(msg))
+		conn.Close()
+		return "", nil, nil, fmt.Errorf("daemon: %s", strings.TrimSpace(msg))
 	}
+	return strings.TrimSpace(line), r, func() { conn.Close() }, nil
+}
+
+// queryStats asks the daemon that has the pool in dir mounted for its
+// counters.
+func queryStats(dir string) (fs.Stats, error) {
+	var st fs.Stats
+	line, _, done, err := controlRequest(dir, "stats", 0)
+	if err != nil {
+		return st, err
+	}
+	done()
 	if err := json.Unmarshal([]byte(line), &st); err != nil {
 		return st, fmt.Errorf("control socket: bad answer: %w", err)
 	}
 	return st, nil
+}
+
+// queryProfile asks the daemon that has the pool in dir mounted for a
+// profile of kind over d and copies it to w.
+func queryProfile(dir, kind string, d time.Duration, w io.Writer) (int64, error) {
+	secs := int(d / time.Second)
+	line, r, done, err := controlRequest(dir, fmt.Sprintf("profile %s %d", kind, secs), d)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	n, err := strconv.ParseInt(strings.TrimPrefix(line, "ok "), 10, 64)
+	if err != nil || !strings.HasPrefix(line, "ok ") || n < 0 {
+		return 0, fmt.Errorf("control socket: bad answer %q", line)
+	}
+	m, err := io.Copy(w, io.LimitReader(r, n))
+	if err == nil && m != n {
+		err = fmt.Errorf("control socket: profile cut short at %d of %d bytes", m, n)
+	}
+	return m, err
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"io"
 	"log"
 	"net"
@@ -9,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -60,4 +63,42 @@ func TestControlSocket(t *testing.T) {
 		_, err = queryStats(dir)
 		assert.Error(t, err)
 	}
+}
+
+func TestControlProfile(t *testing.T) {
+	dir := t.TempDir()
+	ctl, err := listenControl(dir, func() fs.Stats { return fs.Stats{} }, log.New(io.Discard, "", 0))
+	require.NoError(t, err)
+	defer ctl.Close()
+
+	for _, kind := range []string{"cpu", "mutex", "block", "heap", "goroutine"} {
+		var buf bytes.Buffer
+		n, err := queryProfile(dir, kind, time.Second, &buf)
+		require.NoError(t, err, kind)
+		require.Equal(t, int64(buf.Len()), n)
+		// A pprof profile is a gzipped protocol buffer.
+		zr, err := gzip.NewReader(&buf)
+		require.NoError(t, err, kind)
+		body, err := io.ReadAll(zr)
+		require.NoError(t, err, kind)
+		require.NotEmpty(t, body, kind)
+	}
+
+	var buf bytes.Buffer
+	_, err = queryProfile(dir, "wall", time.Second, &buf)
+	require.EqualError(t, err, `daemon: unknown profile kind "wall" (cpu, mutex, block, heap, goroutine)`)
+	_, err = queryProfile(dir, "cpu", 0, &buf)
+	require.EqualError(t, err, `daemon: profile duration "0" is not 1..600 seconds`)
+	require.Zero(t, buf.Len())
+
+	// One at a time: the profiler is process-wide.
+	done := make(chan error)
+	go func() {
+		_, err := queryProfile(dir, "cpu", 2*time.Second, io.Discard)
+		done <- err
+	}()
+	time.Sleep(500 * time.Millisecond)
+	_, err = queryProfile(dir, "mutex", time.Second, &buf)
+	require.EqualError(t, err, "daemon: another profile is running")
+	require.NoError(t, <-done)
 }

@@ -5,6 +5,7 @@
 //	vosfs fsck POOLDIR
 //	vosfs stat [--json] POOLDIR|MOUNTPOINT
 //	vosfs snapshot create|list|delete MOUNTPOINT [NAME]
+//	vosfs profile [--kind KIND] [--seconds N] [-o FILE] POOLDIR|MOUNTPOINT
 //	vosfs version
 //
 // Invoked as mount.fuse.vosfs, or as "vosfs POOLDIR MOUNTPOINT -o OPTIONS",
@@ -49,6 +50,7 @@ func init() {
 		fsckCommand,
 		statCommand,
 		snapshotCommand,
+		profileCommand,
 		{name: "version", summary: "print the version", usage: "usage: vosfs version\n\nPrints the version of vosfs and of the Go toolchain that built it.\n", run: runVersion},
 		{name: "help", summary: "show help for a command", usage: "usage: vosfs help [COMMAND]\n", run: runHelp},
 	}
