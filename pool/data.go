@@ -15,9 +15,15 @@ var ErrDataRange = errors.New("data access outside the data blob")
 type DataWrite struct {
 	off  uint64 // byte offset in the data blob
 	n    uint64
-	crc  uint32
 	done chan struct{}
-	err  error // set before done is closed
+	crc  uint32 // CRC32C of the bytes, set before done is closed
+	err  error  // set before done is closed
+}
+
+// checksum returns the CRC32C of the bytes written, waiting for the write.
+func (w *DataWrite) checksum() uint32 {
+	<-w.done
+	return w.crc
 }
 
 // Wait blocks until the write has completed.
@@ -25,9 +31,6 @@ func (w *DataWrite) Wait() error {
 	<-w.done
 	return w.err
 }
-
-// Checksum is the CRC32C of the bytes written.
-func (w *DataWrite) Checksum() uint32 { return w.crc }
 
 // WriteData starts the direct write of data into the extent ext (data must
 // fill it exactly) and returns at once. The write is awaited by the commit
@@ -39,7 +42,7 @@ func (p *Pool) WriteData(ext alloc.Extent, data []byte) (*DataWrite, error) {
 	if ext.Count == 0 || ext.Block+ext.Count > p.layout.DataBlocks {
 		return nil, fmt.Errorf("%w: extent %+v of %d blocks", ErrDataRange, ext, p.layout.DataBlocks)
 	}
-	w := &DataWrite{off: DataOffset + ext.Block*BlockSize, n: uint64(len(data)), crc: wal.Checksum(data), done: make(chan struct{})}
+	w := &DataWrite{off: DataOffset + ext.Block*BlockSize, n: uint64(len(data)), done: make(chan struct{})}
 	p.dataSem <- struct{}{}
 	go func() {
 		defer func() { <-p.dataSem }()
@@ -47,6 +50,9 @@ func (p *Pool) WriteData(ext alloc.Extent, data []byte) (*DataWrite, error) {
 		if err != nil {
 			w.err = fmt.Errorf("pool %s: %w", p.dir, err)
 		}
+		// After the write, off the caller's path: the checksum is only
+		// logged, by a commit that waits for this write anyway.
+		w.crc = wal.Checksum(data)
 		close(w.done)
 	}()
 	return w, nil

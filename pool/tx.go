@@ -35,8 +35,10 @@ func (tx *Tx) PublishExtents(exts []alloc.Extent) error { return tx.p.vea.Publis
 func (tx *Tx) FreeExtents(exts []alloc.Extent) error { return tx.p.vea.Free(tx.Tx, exts) }
 
 // AddData makes the commit wait for the data write w and logs its checksum.
+// Callers wait for w first (vos does, before its critical section);
+// otherwise this waits for it.
 func (tx *Tx) AddData(w *DataWrite) error {
-	return tx.Tx.AddData(w.off, uint32(w.n), w.crc, w)
+	return tx.Tx.AddData(w.off, uint32(w.n), w.checksum(), w)
 }
 
 // Pending is a transaction applied and in the log, maybe not yet durable.

@@ -269,7 +269,7 @@ func (a *applier) store(val []byte, l *large) (rec, error) {
 		if err := a.publish(l); err != nil {
 			return rec{}, err
 		}
-		return rec{kind: recData, size: uint64(len(val)), csum: wal.Checksum(val), loc: l.exts[0].Block}, nil
+		return rec{kind: recData, size: uint64(len(val)), csum: l.csum, loc: l.exts[0].Block}, nil
 	}
 	return storeSmall(a.ptx, val)
 }

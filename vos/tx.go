@@ -101,6 +101,7 @@ const (
 type large struct {
 	exts []alloc.Extent
 	ws   []*pool.DataWrite
+	csum uint32 // of the value, computed while its writes are in flight
 }
 
 type op struct {
@@ -656,6 +657,9 @@ func (s *Store) writeLarge(hint *alloc.Hint, b []byte, single bool) (*large, err
 		l.ws = append(l.ws, w)
 		buf = buf[n:]
 	}
+	// Here, not in the commit's critical section, and overlapping the
+	// writes just started.
+	l.csum = wal.Checksum(b)
 	return l, nil
 }
 
