@@ -237,3 +237,60 @@ func TestCheckerFindsLeak(t *testing.T) {
 	require.NoError(t, p.View(func(r umem.Reader) error { off = p.Layout().ArenaOffset; return nil }))
 	require.NoError(t, p.Check(Refs{Heap: []alloc.Span{{Off: off, Size: 128}}}))
 }
+
+func TestCreateFillZeroTakesTheSpace(t *testing.T) {
+	for _, fill := range []Fill{FillSparse, FillZero} {
+		t.Run(fill.String(), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "pool")
+			cfg := Config{DataSize: 16 << 20, MetaSize: 4 << 20, WALSize: 4 << 20, Fill: fill}
+			var steps []string
+			cfg.Progress = func(step string, done, total uint64) {
+				if done == total {
+					steps = append(steps, step)
+				}
+			}
+			require.NoError(t, Create(blob.NewOSFS(true), dir, cfg))
+			for name, size := range map[string]int64{DataFile: 16 << 20, MetaFile: 4 << 20} {
+				var st syscall.Stat_t
+				require.NoError(t, syscall.Stat(filepath.Join(dir, name), &st))
+				require.Equal(t, size, st.Size, name)
+				if fill == FillZero {
+					require.GreaterOrEqual(t, st.Blocks*512, size, "%s is not all allocated", name)
+				} else {
+					require.Less(t, st.Blocks*512, size/2, "%s is not sparse", name)
+				}
+			}
+			if fill == FillZero {
+				require.Equal(t, []string{"zero data", "zero metadata", "zero log"}, steps)
+			} else {
+				require.Equal(t, []string{"zero log"}, steps)
+			}
+			p, err := Open(blob.NewOSFS(true), dir, Options{})
+			require.NoError(t, err)
+			require.NoError(t, p.Check(Refs{}))
+			require.NoError(t, p.Close())
+		})
+	}
+	_, err := ParseFill("lazy")
+	require.ErrorContains(t, err, `unknown fill "lazy"`)
+	f, err := ParseFill("zero")
+	require.NoError(t, err)
+	require.Equal(t, FillZero, f)
+}
+
+func TestCreateOnAFullDiskLeavesNothing(t *testing.T) {
+	// The disk fills while the metadata blob is zeroed: the data blob,
+	// already written, goes too; the directory is left as it was.
+	mfs := blob.NewMemFS(1)
+	cfg := crashConfig()
+	cfg.Fill = FillZero
+	mfs.InjectFile(filepath.Join("pool", MetaFile), blob.OpWrite, 3, syscall.ENOSPC)
+	err := Create(mfs, "pool", cfg)
+	require.ErrorIs(t, err, syscall.ENOSPC)
+	for _, name := range []string{WALFile, MetaFile, DataFile} {
+		_, err := mfs.Stat(filepath.Join("pool", name))
+		require.ErrorIs(t, err, fs.ErrNotExist, name)
+	}
+	// Nothing is in the way of a second try.
+	require.NoError(t, Create(mfs, "pool", crashConfig()))
+}

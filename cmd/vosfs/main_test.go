@@ -109,7 +109,7 @@ func TestMkfs(t *testing.T) {
 
 func TestMkfsDefaultSizes(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pool")
-	r := vosfs(t, "mkfs", dir)
+	r := vosfs(t, "mkfs", "--fill", "sparse", dir)
 	require.Equal(t, 0, r.code, "%v", r)
 	assert.Equal(t, fmt.Sprintf("created pool %s: data 8.0 GiB, metadata 256 MiB, log 64 MiB\n", dir), r.stdout)
 }
@@ -171,6 +171,7 @@ func TestMkfsBadArguments(t *testing.T) {
 		{[]string{}, 2, "vosfs mkfs: missing POOLDIR"},
 		{[]string{dir, "extra"}, 2, "too many arguments"},
 		{[]string{"--bogus", dir}, 2, "flag provided but not defined: -bogus"},
+		{[]string{"--fill", "lazy", dir}, 2, `vosfs mkfs: --fill: unknown fill "lazy" (zero or sparse)`},
 	} {
 		t.Run(fmt.Sprint(tc.args), func(t *testing.T) {
 			r := vosfs(t, append([]string{"mkfs"}, tc.args...)...)

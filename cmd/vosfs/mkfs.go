@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/dustin/go-humanize"
 
@@ -19,11 +20,17 @@ var mkfsCommand = &command{
 	name:    "mkfs",
 	summary: "create a pool",
 	usage: `usage: vosfs mkfs [--size SIZE] [--wal-size SIZE] [--meta-size SIZE]
-                  [--record-limit SIZE] [--force] POOLDIR
+                  [--record-limit SIZE] [--fill zero|sparse] [--force] POOLDIR
 
 Creates a pool in POOLDIR (created if missing): the log, the metadata blob
-(held in memory while mounted) and the data blob (sparse: it takes disk
-space only as files fill it). Sizes are written like 8GiB, 512MiB or 4096.
+(held in memory while mounted) and the data blob. Sizes are written like
+8GiB, 512MiB or 4096.
+
+With --fill zero (the default) the blobs are written with zeros: the pool
+takes its whole size on disk at once, and every later write overwrites in
+place, which on ext4 doubles the rate of small synchronous writes into a
+fresh pool. With --fill sparse the blobs only take disk space as files
+fill them; creation is instant.
 
 An existing pool is refused unless --force is given, which destroys it.
 `,
@@ -40,10 +47,11 @@ func runMkfs(c *command, args []string) error {
 	walSize := &sizeFlag{n: pool.DefaultWALSize}
 	metaSize := &sizeFlag{n: pool.DefaultMetaSize}
 	recordLimit := &sizeFlag{}
-	fl.Var(size, "size", "size of the data blob (sparse)")
+	fl.Var(size, "size", "size of the data blob")
 	fl.Var(walSize, "wal-size", "size of the log blob")
 	fl.Var(metaSize, "meta-size", "size of the metadata blob (held in memory while mounted)")
 	fl.Var(recordLimit, "record-limit", "largest log record, one transaction's changes (default 4 MiB, or an eighth of the log if less)")
+	fill := fl.String("fill", "zero", "how the blobs get their space: zero (written now) or sparse (on first use)")
 	force := fl.Bool("force", false, "replace an existing pool, destroying its contents")
 	pos, err := parseArgs(c, fl, args)
 	if err != nil {
@@ -60,6 +68,9 @@ func runMkfs(c *command, args []string) error {
 		return err
 	}
 	cfg := pool.Config{DataSize: size.n, WALSize: walSize.n, MetaSize: metaSize.n}
+	if cfg.Fill, err = pool.ParseFill(*fill); err != nil {
+		return usagef(c.name, "--fill: %v", err)
+	}
 	if recordLimit.set {
 		if recordLimit.n > math.MaxUint32 {
 			return fmt.Errorf("record limit %s is above the maximum %s", exactBytes(recordLimit.n), exactBytes(wal.MaxRecordSize))
@@ -155,8 +166,16 @@ func errPoolBusy(dir string) error {
 // creation.
 func createPool(dir string, cfg pool.Config) error {
 	pr := newProgress(os.Stderr)
-	cfg.Progress = func(done, total uint64) {
-		pr.show("zeroing log: "+bytesOf(done, total), done == total)
+	start, last := time.Now(), ""
+	cfg.Progress = func(step string, done, total uint64) {
+		if step != last {
+			start, last = time.Now(), step
+		}
+		msg := step + ": " + bytesOf(done, total)
+		if el := time.Since(start).Seconds(); el > 0.5 {
+			msg += ", " + humanize.IBytes(uint64(float64(done)/el)) + "/s"
+		}
+		pr.show(msg, done == total)
 	}
 	err := pool.Create(blob.NewOSFS(true), dir, cfg)
 	pr.done()

@@ -114,7 +114,7 @@ func runMount(c *command, args []string) error {
 		if !*mkfs {
 			return fmt.Errorf("%s holds no pool; create one with 'vosfs mkfs %s', or mount with --mkfs", poolDir, poolDir)
 		}
-		if err := createPool(poolDir, pool.Config{}); err != nil {
+		if err := createPool(poolDir, pool.Config{Fill: pool.FillZero}); err != nil {
 			return err
 		}
 		fmt.Fprintln(os.Stderr, poolSummary(poolDir))
