@@ -15,7 +15,8 @@ import (
 var ErrInconsistent = errors.New("vos: inconsistent")
 
 // Check verifies the store: the tree's own invariants, every key and record
-// well formed, epochs no newer than the last committed one, and then the
+// well formed, epochs no newer than the last committed one, every value's
+// checksum (heap values and data-blob extents, which it reads), and then the
 // pool's allocators against exactly the heap spans and extents the records
 // reference (each referenced once, nothing else allocated). Call it with no
 // transaction in progress.
@@ -26,6 +27,7 @@ func (s *Store) Check() error {
 	defer s.aggMu.Unlock()
 	var refs pool.Refs
 	var errs []error
+	var dbuf []byte // one extent's bytes
 	bad := func(format string, args ...any) {
 		if len(errs) < 100 {
 			errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInconsistent}, args...)...))
@@ -92,7 +94,16 @@ func (s *Store) Check() error {
 					bad("key %x: value checksum mismatch", k)
 				}
 			case recData:
-				refs.Extents = append(refs.Extents, alloc.Extent{Block: rc.loc, Count: rc.blocks()})
+				ext := alloc.Extent{Block: rc.loc, Count: rc.blocks()}
+				refs.Extents = append(refs.Extents, ext)
+				if uint64(cap(dbuf)) < rc.size {
+					dbuf = make([]byte, rc.size)
+				}
+				if err := s.p.ReadData(ext, 0, dbuf[:rc.size]); err != nil {
+					bad("key %x: %v", k, err)
+				} else if wal.Checksum(dbuf[:rc.size]) != rc.csum {
+					bad("key %x: data extent %+v checksum mismatch", k, ext)
+				}
 			}
 		}
 		return it.Err()

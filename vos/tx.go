@@ -458,11 +458,16 @@ func (tx *Tx) WriteArray(p Path, off uint64, data []byte, hint *alloc.Hint) erro
 			return err // reservations of ops added so far go with Abort
 		}
 		// One extent record per reserved extent.
-		at := uint64(0)
-		for i, e := range l.exts {
-			sz := e.Count * blockSize
-			add(off+at, buf[at:at+sz], &large{exts: []alloc.Extent{e}, ws: []*pool.DataWrite{l.ws[i]}})
-			at += sz
+		if len(l.exts) == 1 {
+			add(off, buf[:n], l)
+		} else {
+			at := uint64(0)
+			for i, e := range l.exts {
+				sz := e.Count * blockSize
+				piece := buf[at : at+sz]
+				add(off+at, piece, &large{exts: []alloc.Extent{e}, ws: []*pool.DataWrite{l.ws[i]}, csum: wal.Checksum(piece)})
+				at += sz
+			}
 		}
 		off, buf, body = off+n, buf[n:], body-n
 	}
