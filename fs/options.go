@@ -30,7 +30,7 @@ func (c CommitMode) String() string {
 // Options are the mount options.
 type Options struct {
 	Commit         CommitMode
-	Threshold      int           // large-value threshold in bytes (0: the store's default, 4 KiB)
+	Threshold      int           // large-value threshold in bytes (0: the store's default, 16 KiB)
 	EntryTimeout   time.Duration // kernel cache of names
 	AttrTimeout    time.Duration // kernel cache of attributes
 	WritebackCache bool          // kernel writeback cache

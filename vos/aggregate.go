@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"sort"
 	"time"
 
@@ -32,6 +33,15 @@ type aggAction struct {
 	fold  []byte   // nil: drop
 	drops [][]byte // a fold's chain below its top, dropped with it
 	path  Path
+	mig   *migration // instead of the above: a migration out of the heap
+}
+
+// weight is how many tree changes the action makes.
+func (a aggAction) weight() int {
+	if a.mig != nil {
+		return len(a.mig.drops) + len(a.mig.larges)
+	}
+	return 1 + len(a.drops)
 }
 
 func (s *Store) aggregateLoop() {
@@ -81,6 +91,22 @@ func (s *Store) Aggregate(ctx context.Context) (int, error) {
 			}
 			actions = append(actions, a)
 		}
+		// Migrations write their data-blob extents first; one that finds
+		// no space leaves its run in the heap.
+		kept := actions[:0]
+		for _, a := range actions {
+			if a.mig != nil {
+				if err := a.mig.write(s); err != nil {
+					if !errors.Is(err, alloc.ErrNoSpace) {
+						cancelMigrations(s, actions)
+						return dropped, err
+					}
+					continue
+				}
+			}
+			kept = append(kept, a)
+		}
+		actions = kept
 		n, err := s.applyAggregation(ctx, actions)
 		dropped += n
 		if err != nil {
@@ -131,6 +157,7 @@ func (s *Store) planPaths(r umem.Reader, cursor []byte, low uint64) ([]aggAction
 	var actions []aggAction
 	var folds []*foldPlan
 	v := view{s: s, r: r, epoch: low}
+	budget := migrateBatch
 	for n := 0; n < aggPaths; n++ {
 		it := s.tree.Seek(r, cursor)
 		if !it.Next() || it.Key()[0] != kindData {
@@ -161,7 +188,7 @@ func (s *Store) planPaths(r umem.Reader, cursor []byte, low uint64) ([]aggAction
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		a, f, err := planPath(v, p, entries, low, punch)
+		a, f, more, err := planPath(v, p, entries, low, punch, &budget)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -169,8 +196,13 @@ func (s *Store) planPaths(r umem.Reader, cursor []byte, low uint64) ([]aggAction
 		if f != nil {
 			folds = append(folds, f)
 		}
+		if more {
+			// Out of migration budget: this path again next round, once
+			// what was planned is applied.
+			return actions, folds, prefix, nil
+		}
 		cursor = afterEscaped(prefix)
-		if len(actions) >= aggActions {
+		if len(actions) >= aggActions || budget <= 0 {
 			break
 		}
 	}
@@ -178,9 +210,9 @@ func (s *Store) planPaths(r umem.Reader, cursor []byte, low uint64) ([]aggAction
 }
 
 // planPath decides what of one akey's entries at or below low is invisible
-// to every view (all views are at low or later).
-func planPath(v view, p Path, entries []aggEntry, low, objPunch uint64) ([]aggAction, *foldPlan, error) {
-	var actions []aggAction
+// to every view (all views are at low or later), and which array runs move
+// out of the heap, within *budget bytes (more: some were left).
+func planPath(v view, p Path, entries []aggEntry, low, objPunch uint64, budget *int) (actions []aggAction, fold *foldPlan, more bool, err error) {
 	drop := func(e aggEntry) { actions = append(actions, aggAction{key: e.key, path: p}) }
 	var values, arrays []aggEntry
 	for _, e := range entries {
@@ -196,7 +228,6 @@ func planPath(v view, p Path, entries []aggEntry, low, objPunch uint64) ([]aggAc
 	}
 	// Single values: the newest at or below low decides what low sees;
 	// everything older goes. A merge chain folds into one value.
-	var fold *foldPlan
 	for i, e := range values {
 		if e.r.kind == recPunch {
 			// Oldest first, the tombstone last.
@@ -226,14 +257,14 @@ func planPath(v view, p Path, entries []aggEntry, low, objPunch uint64) ([]aggAc
 		for _, o := range values[:j] {
 			pt, err := v.load(o.r)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, false, err
 			}
 			fold.operands = append(fold.operands, pt)
 		}
 		if j < len(values) && values[j].r.kind != recPunch {
 			pt, err := v.load(values[j].r)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, false, err
 			}
 			fold.base = &pt
 		}
@@ -248,7 +279,8 @@ func planPath(v view, p Path, entries []aggEntry, low, objPunch uint64) ([]aggAc
 		sort.SliceStable(arrays, func(i, j int) bool { return arrays[i].epoch > arrays[j].epoch })
 		var claimed []Segment
 		var kept []aggEntry
-		for _, e := range arrays {
+		vis := make([][][2]uint64, len(arrays)) // what low sees of each
+		for i, e := range arrays {
 			lo, hi := e.off, e.off+e.r.size
 			if e.sub == subPunch {
 				lo, hi = e.r.loc, e.r.size
@@ -256,6 +288,7 @@ func planPath(v view, p Path, entries []aggEntry, low, objPunch uint64) ([]aggAc
 			visible := false
 			for _, g := range gaps(claimed, lo, hi) {
 				visible = true
+				vis[i] = append(vis[i], g)
 				claimed = insertSeg(claimed, Segment{Off: g[0], Len: g[1] - g[0]})
 			}
 			switch {
@@ -280,8 +313,19 @@ func planPath(v view, p Path, entries []aggEntry, low, objPunch uint64) ([]aggAc
 				drop(e)
 			}
 		}
+		if *budget > 0 {
+			migs, left, err := planMigrations(v, p, arrays, vis, *budget)
+			if err != nil {
+				return nil, nil, false, err
+			}
+			for _, m := range migs {
+				*budget -= len(m.data)
+				actions = append(actions, aggAction{path: p, mig: m})
+			}
+			more = left
+		}
 	}
-	return actions, fold, nil
+	return actions, fold, more, nil
 }
 
 // applyAggregation applies actions in order, in transactions of about
@@ -290,14 +334,20 @@ func (s *Store) applyAggregation(ctx context.Context, actions []aggAction) (int,
 	done := 0
 	for len(actions) > 0 {
 		n, weight := 0, 0
-		for n < len(actions) && (n == 0 || weight+1+len(actions[n].drops) <= aggActions) {
-			weight += 1 + len(actions[n].drops)
+		for n < len(actions) && (n == 0 || weight+actions[n].weight() <= aggActions) {
+			weight += actions[n].weight()
 			n++
 		}
 		batch := actions[:n]
 		actions = actions[n:]
 		if _, err := s.p.Update(ctx, func(tx *pool.Tx) error {
 			for _, a := range batch {
+				if a.mig != nil {
+					if err := a.mig.apply(s, tx); err != nil {
+						return err
+					}
+					continue
+				}
 				for _, k := range a.drops {
 					if err := s.dropEntry(tx, k); err != nil {
 						return err
@@ -315,11 +365,33 @@ func (s *Store) applyAggregation(ctx context.Context, actions []aggAction) (int,
 			}
 			return nil
 		}); err != nil {
+			cancelMigrations(s, batch)
+			cancelMigrations(s, actions)
 			return done, err
 		}
-		done += weight
+		moved := 0
+		for _, a := range batch {
+			if a.mig != nil {
+				moved += len(a.mig.data)
+				done += len(a.mig.drops)
+			} else {
+				done += a.weight()
+			}
+		}
+		if moved > 0 {
+			s.count(func(st *Stats) { st.MigratedBytes += uint64(moved) })
+		}
 	}
 	return done, nil
+}
+
+// cancelMigrations gives back the extents of migrations not applied.
+func cancelMigrations(s *Store, actions []aggAction) {
+	for _, a := range actions {
+		if a.mig != nil {
+			a.mig.cancel(s)
+		}
+	}
 }
 
 // takeEntry frees the space of the tree entry at key, reporting whether

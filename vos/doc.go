@@ -25,5 +25,6 @@
 //
 // Snapshots are named, durable read views at an epoch. Aggregation, in the
 // background, folds or drops the versions that no snapshot or reader can see
-// and frees their space.
+// and frees their space, and migrates runs of array bytes that small writes
+// left in the heap to data-blob extents (migrate.go).
 package vos

@@ -29,8 +29,12 @@ const (
 const FirstOID = 1024
 
 // DefaultThreshold is the value size from which values and extents go to
-// the data blob rather than the heap (DAOS's data threshold).
-const DefaultThreshold = 4096
+// the data blob rather than the heap. DAOS's is 4 KiB; here 16 KiB,
+// measured: 4 KiB writes with an fsync each, through the filesystem on
+// ext4, run 1.7x faster inside the log record (one log sync) than as data
+// extents (a data-blob write and sync, then the log's), and aggregation
+// later migrates the heap runs they leave to the data blob.
+const DefaultThreshold = 16 << 10
 
 // Options tune a Store.
 type Options struct {
@@ -52,6 +56,7 @@ type Stats struct {
 	Retries           uint64 // transactions run again after an abort
 	Aggregations      uint64
 	VersionsDropped   uint64
+	MigratedBytes     uint64 // array bytes aggregation moved from the heap to the data blob
 }
 
 // Store is an open versioned object store on a pool.

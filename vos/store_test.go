@@ -88,14 +88,14 @@ func TestPutGetVersions(t *testing.T) {
 
 func TestLargeValueGoesToDataBlob(t *testing.T) {
 	_, s := openStore(t)
-	big := make([]byte, 3*4096+100)
+	big := make([]byte, DefaultThreshold+4096+100)
 	for i := range big {
 		big[i] = byte(i * 7)
 	}
 	p := path(2, "d", "big")
 	_, err := s.Update(context.Background(), UpdateOptions{}, func(tx *Tx) error { return tx.Put(p, big) })
 	require.NoError(t, err)
-	require.Equal(t, uint64(4), s.p.Stats().Data.Blocks-s.p.Stats().Data.Free)
+	require.Equal(t, uint64(DefaultThreshold/4096+2), s.p.Stats().Data.Blocks-s.p.Stats().Data.Free)
 	got, ok := get(t, s, p)
 	require.True(t, ok)
 	require.Equal(t, string(big), got)

@@ -282,14 +282,15 @@ func (s *Store) fold(id uint8, base []byte, exists bool, ops []op) ([]byte, erro
 	return m.fn(base, exists, operands)
 }
 
-// Put sets the value of path. A value at or above the threshold is written
-// to the data blob now, and the commit waits for it.
+// Put sets the value of path. A value at or above the threshold (or of a
+// block or more when the heap is past half full) is written to the data
+// blob now, and the commit waits for it.
 func (tx *Tx) Put(p Path, val []byte) error {
 	if err := tx.changing(p); err != nil {
 		return err
 	}
 	o := op{kind: opPut, path: p, val: append([]byte{}, val...)}
-	if len(val) >= tx.s.opts.Threshold {
+	if !tx.s.toHeap(len(val)) {
 		l, err := tx.s.writeLarge(nil, o.val, true)
 		if err != nil && !errors.Is(err, errFragmented) {
 			return err
@@ -415,9 +416,25 @@ func (tx *Tx) arrayOverlap(p Path, lo, hi uint64) bool {
 	return false
 }
 
+// toHeap decides where a value or write of n bytes goes: below the
+// threshold to the heap (inside the log record), unless it is a block or
+// more and the heap is past half full — the heap holds what migration has
+// not yet moved to the data blob, and must keep room for metadata.
+func (s *Store) toHeap(n int) bool {
+	if n >= s.opts.Threshold {
+		return false
+	}
+	if n < blockSize {
+		return true
+	}
+	st := s.p.HeapAlloc().Stats()
+	return st.Free >= uint64(n)+st.Total/2
+}
+
 // WriteArray writes data at offset off of path's array. The block-aligned
-// body of a write at or above the threshold goes to data-blob extents (hint
-// keeps a stream's extents in sequence); the rest to the heap.
+// body of a write at or above the threshold (or of a block or more when the
+// heap is past half full) goes to data-blob extents (hint keeps a stream's
+// extents in sequence); the rest to the heap.
 func (tx *Tx) WriteArray(p Path, off uint64, data []byte, hint *alloc.Hint) error {
 	if err := tx.changing(p); err != nil {
 		return err
@@ -436,7 +453,7 @@ func (tx *Tx) WriteArray(p Path, off uint64, data []byte, hint *alloc.Hint) erro
 		tx.add(op{kind: opWrite, path: p, off: at, val: b, large: l})
 	}
 	buf := append([]byte{}, data...)
-	if len(buf) < tx.s.opts.Threshold {
+	if tx.s.toHeap(len(buf)) {
 		for len(buf) > 0 {
 			n := min(len(buf), MaxExtentLen)
 			add(off, buf[:n], nil)
@@ -627,15 +644,22 @@ var errFragmented = errors.New("vos: no single extent for the value")
 // writeLarge reserves data-blob space for b (rounded up to blocks) and
 // starts writing it. With single, the space must be one extent.
 func (s *Store) writeLarge(hint *alloc.Hint, b []byte, single bool) (*large, error) {
-	blocks := (uint64(len(b)) + blockSize - 1) / blockSize
-	exts, err := s.p.Extents().Reserve(hint, blocks)
+	l, err := s.writeLargeNoAggregate(hint, b, single)
 	if errors.Is(err, alloc.ErrNoSpace) {
 		// Space that only old versions hold is reclaimable: aggregate
 		// now rather than fail, then try once more.
 		if _, aerr := s.Aggregate(context.Background()); aerr == nil {
-			exts, err = s.p.Extents().Reserve(hint, blocks)
+			l, err = s.writeLargeNoAggregate(hint, b, single)
 		}
 	}
+	return l, err
+}
+
+// writeLargeNoAggregate is writeLarge for aggregation itself: a full data
+// blob is ErrNoSpace at once.
+func (s *Store) writeLargeNoAggregate(hint *alloc.Hint, b []byte, single bool) (*large, error) {
+	blocks := (uint64(len(b)) + blockSize - 1) / blockSize
+	exts, err := s.p.Extents().Reserve(hint, blocks)
 	if err != nil {
 		return nil, err
 	}

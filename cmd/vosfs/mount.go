@@ -32,7 +32,9 @@ cleanly is recovered from its log when mounted.
 Options (-o, comma-separated; -o may be repeated):
   commit=sync|async   reply once the change is durable (sync, the default),
                       or once applied (async; fsync waits for durability)
-  threshold=SIZE      values from this size go to the data blob (512 B..1 MiB)
+  threshold=SIZE      writes from this size go to the data blob directly,
+                      smaller ones in the log record (512 B..1 MiB,
+                      default 16 KiB)
   entry_timeout=SECS  kernel cache of names (default 1)
   attr_timeout=SECS   kernel cache of attributes (default 1)
   writeback_cache     let the kernel cache writes (nowriteback_cache: not)
