@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"fmt"
 	"os"
 	"syscall"
 	"testing"
@@ -333,4 +334,59 @@ func TestNoAtime(t *testing.T) {
 	_, err = ParseOptions(&o2, "noatime,relatime")
 	require.NoError(t, err)
 	require.False(t, o2.NoAtime)
+}
+
+// TestKillPrivAfterQuietWrites: once a write found nothing to drop, the
+// kernel stops asking before writes (HANDLE_KILLPRIV_V2); a set-user-ID bit
+// set later, a truncate by path, and a capability set later must still be
+// dropped by the next write of another user.
+func TestKillPrivAfterQuietWrites(t *testing.T) {
+	opts := DefaultOptions()
+	opts.AllowOther = true
+	m := mountTest(t, opts)
+	p := m.path("f")
+	writeFile(t, p, []byte("0123456789"))
+	require.NoError(t, unix.Chmod(p, 0o777))
+	// The user cannot walk the test's directories: it goes through a
+	// descriptor of the mount's root.
+	root, err := unix.Open(m.mnt, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	require.NoError(t, err)
+	defer unix.Close(root)
+	viaRoot := fmt.Sprintf("/proc/self/fd/%d/f", root)
+	userWrite := func() {
+		t.Helper()
+		require.NoError(t, asUser(1000, 1000, func() error {
+			fd, err := unix.Openat(root, "f", unix.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			_, err = unix.Pwrite(fd, []byte("x"), 3)
+			return err
+		}))
+	}
+	userWrite()
+	userWrite()
+	require.NoError(t, unix.Chmod(p, 0o6777))
+	userWrite()
+	require.EqualValues(t, 0o777, lstat(t, p).Mode&07777)
+
+	require.NoError(t, unix.Chmod(p, 0o6777))
+	require.NoError(t, asUser(1000, 1000, func() error { return unix.Truncate(viaRoot, 4) }))
+	require.EqualValues(t, 0o777, lstat(t, p).Mode&07777)
+	require.EqualValues(t, 4, lstat(t, p).Size)
+
+	// A file capability (revision 2, effective, CAP_NET_RAW permitted)
+	// goes with any write, the owner's too.
+	capv2 := []byte{0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	require.NoError(t, unix.Setxattr(p, "security.capability", capv2, 0))
+	buf := make([]byte, 64)
+	n, err := unix.Getxattr(p, "security.capability", buf)
+	require.NoError(t, err)
+	require.EqualValues(t, 0o777, lstat(t, p).Mode&07777)
+	require.Equal(t, capv2, buf[:n])
+	userWrite()
+	_, err = unix.Getxattr(p, "security.capability", buf)
+	require.ErrorIs(t, err, unix.ENODATA)
+	requireContent(t, []byte("012x"), p)
 }

@@ -321,8 +321,10 @@ func (n *node) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off i
 
 // mustKillPriv reports whether a write by the caller drops the file's
 // set-user-ID and set-group-ID bits: the caller is not privileged and a
-// bit is set. The kernel does it itself for writes through the page cache
-// (with a setattr before the write), but not for direct I/O.
+// bit is set. With HANDLE_KILLPRIV_V2 the kernel leaves this to the
+// filesystem for every write (it flags the write of a caller without
+// CAP_FSETID, a flag the node API does not pass on: the caller's uid
+// stands in for it).
 func (n *node) mustKillPriv(ctx context.Context) bool {
 	if uid, _ := caller(ctx); uid == 0 {
 		return false

@@ -217,6 +217,14 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 			}
 			changed = true
 		}
+		// A truncate by a caller without CAP_FSETID drops them too; the
+		// kernel says so (it leaves it to us: HANDLE_KILLPRIV_V2).
+		if _, ok := in.GetSize(); ok && in.Valid&fuse.FATTR_KILL_SUIDGID != 0 && !a.isDir() {
+			if k := privBits(a.mode); k != 0 {
+				a.mode &^= k
+				changed = true
+			}
+		}
 		if changed {
 			if err := tx.Put(attrPath(n.oid), a.inode.encode()); err != nil {
 				return err
