@@ -81,7 +81,11 @@ func New(p *pool.Pool, opts Options) (*FS, error) {
 	}
 	// The filesystem runs the store's aggregation itself (aggregateLoop),
 	// so that Check can keep it out; a read-only mount changes nothing.
-	s, err := vos.Open(p, vos.Options{Threshold: opts.Threshold, AggregateInterval: -1})
+	vo := vos.Options{Threshold: opts.Threshold, AggregateInterval: -1}
+	if opts.ReadOnly {
+		vo.FoldChain = -1
+	}
+	s, err := vos.Open(p, vo)
 	if err != nil {
 		return nil, err
 	}

@@ -190,17 +190,25 @@ type getter interface {
 	Get(p vos.Path) ([]byte, bool, error)
 }
 
+// loadInode reads an inode's mode, owner and parent — not its size, link
+// count or times, which concurrent operations change through merges: a
+// transaction that reads only this does not conflict with them.
+func loadInode(g getter, oid uint64) (inode, error) {
+	b, ok, err := g.Get(attrPath(oid))
+	if err != nil {
+		return inode{}, err
+	}
+	if !ok {
+		return inode{}, syscall.ENOENT
+	}
+	return decodeInode(b)
+}
+
 // loadAttrs reads an inode's attributes; ENOENT if it has none.
 func loadAttrs(g getter, oid uint64) (attrs, error) {
 	var a attrs
-	b, ok, err := g.Get(attrPath(oid))
-	if err != nil {
-		return a, err
-	}
-	if !ok {
-		return a, syscall.ENOENT
-	}
-	if a.inode, err = decodeInode(b); err != nil {
+	var err error
+	if a.inode, err = loadInode(g, oid); err != nil {
 		return a, err
 	}
 	for _, f := range []struct {

@@ -187,7 +187,9 @@ func (n *node) newInode(ctx context.Context, name string, mode, rdev uint32, ext
 		if err := n.newNamePredicates(tx, name); err != nil {
 			return err
 		}
-		parent, err := loadAttrs(tx, n.oid)
+		// Only the parent's inode: its times and link count are merges
+		// that parallel creates in it add to without conflict.
+		parent, err := loadInode(tx, n.oid)
 		if err != nil {
 			return err
 		}

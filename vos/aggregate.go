@@ -74,40 +74,7 @@ func (s *Store) Aggregate(ctx context.Context) (int, error) {
 	dropped := 0
 	cursor := []byte{kindData}
 	for cursor != nil {
-		var actions []aggAction
-		var next []byte
-		var folds []*foldPlan
-		if err := s.p.View(func(r umem.Reader) error {
-			var err error
-			actions, folds, next, err = s.planPaths(r, cursor, low)
-			return err
-		}); err != nil {
-			return dropped, err
-		}
-		for _, f := range folds {
-			a, err := f.finish(s)
-			if err != nil {
-				return dropped, err
-			}
-			actions = append(actions, a)
-		}
-		// Migrations write their data-blob extents first; one that finds
-		// no space leaves its run in the heap.
-		kept := actions[:0]
-		for _, a := range actions {
-			if a.mig != nil {
-				if err := a.mig.write(s); err != nil {
-					if !errors.Is(err, alloc.ErrNoSpace) {
-						cancelMigrations(s, actions)
-						return dropped, err
-					}
-					continue
-				}
-			}
-			kept = append(kept, a)
-		}
-		actions = kept
-		n, err := s.applyAggregation(ctx, actions)
+		next, n, err := s.aggregateRound(ctx, cursor, low, aggPaths)
 		dropped += n
 		if err != nil {
 			return dropped, err
@@ -118,6 +85,97 @@ func (s *Store) Aggregate(ctx context.Context) (int, error) {
 	dropped += n
 	s.count(func(st *Stats) { st.Aggregations++; st.VersionsDropped += uint64(dropped) })
 	return dropped, err
+}
+
+// aggregateRound plans and applies aggregation for up to maxPaths keys from
+// cursor, and returns the cursor after them (nil at the end).
+func (s *Store) aggregateRound(ctx context.Context, cursor []byte, low uint64, maxPaths int) ([]byte, int, error) {
+	var actions []aggAction
+	var next []byte
+	var folds []*foldPlan
+	if err := s.p.View(func(r umem.Reader) error {
+		var err error
+		actions, folds, next, err = s.planPaths(r, cursor, low, maxPaths)
+		return err
+	}); err != nil {
+		return nil, 0, err
+	}
+	for _, f := range folds {
+		a, err := f.finish(s)
+		if err != nil {
+			return nil, 0, err
+		}
+		actions = append(actions, a)
+	}
+	// Migrations write their data-blob extents first; one that finds no
+	// space leaves its run in the heap.
+	kept := actions[:0]
+	for _, a := range actions {
+		if a.mig != nil {
+			if err := a.mig.write(s); err != nil {
+				if !errors.Is(err, alloc.ErrNoSpace) {
+					cancelMigrations(s, actions)
+					return nil, 0, err
+				}
+				continue
+			}
+		}
+		kept = append(kept, a)
+	}
+	n, err := s.applyAggregation(ctx, kept)
+	return next, n, err
+}
+
+// foldLoop folds, in the background, the merge chains that reads found
+// long (askFold), one key at a time.
+func (s *Store) foldLoop() {
+	defer close(s.foldDone)
+	for {
+		select {
+		case <-s.foldStop:
+			return
+		case p := <-s.foldReq:
+			if s.p.Err() == nil {
+				s.aggregatePath(context.Background(), p)
+			}
+			s.foldMu.Lock()
+			delete(s.foldPending, p.key())
+			s.foldMu.Unlock()
+		}
+	}
+}
+
+// askFold asks foldLoop to fold p's chain, unless it is asked already or
+// its queue is full (the next read asks again).
+func (s *Store) askFold(p Path) {
+	if s.foldReq == nil {
+		return
+	}
+	k := p.key()
+	s.foldMu.Lock()
+	defer s.foldMu.Unlock()
+	if s.foldPending[k] {
+		return
+	}
+	select {
+	case s.foldReq <- p:
+		s.foldPending[k] = true
+	default:
+	}
+}
+
+// aggregatePath aggregates the one key p.
+func (s *Store) aggregatePath(ctx context.Context, p Path) (int, error) {
+	s.aggMu.Lock()
+	defer s.aggMu.Unlock()
+	s.mu.Lock()
+	low := s.lowWaterLocked()
+	s.mu.Unlock()
+	_, n, err := s.aggregateRound(ctx, p.prefix(nil), low, 1)
+	if n > 0 {
+		s.count(func(st *Stats) { st.ChainsFolded++; st.VersionsDropped += uint64(n) })
+	}
+	return n, err
 }
 
 // foldPlan is a merge chain to fold: the operands' parts and base, read
@@ -151,14 +209,14 @@ type aggEntry struct {
 	r     rec
 }
 
-// planPaths looks at up to aggPaths keys from cursor and returns what to
+// planPaths looks at up to maxPaths keys from cursor and returns what to
 // drop or fold, and the cursor after them (nil at the end).
-func (s *Store) planPaths(r umem.Reader, cursor []byte, low uint64) ([]aggAction, []*foldPlan, []byte, error) {
+func (s *Store) planPaths(r umem.Reader, cursor []byte, low uint64, maxPaths int) ([]aggAction, []*foldPlan, []byte, error) {
 	var actions []aggAction
 	var folds []*foldPlan
 	v := view{s: s, r: r, epoch: low}
 	budget := migrateBatch
-	for n := 0; n < aggPaths; n++ {
+	for n := 0; n < maxPaths; n++ {
 		it := s.tree.Seek(r, cursor)
 		if !it.Next() || it.Key()[0] != kindData {
 			return actions, folds, nil, it.Err()

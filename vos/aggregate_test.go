@@ -1,14 +1,17 @@
 package vos
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"vosfs/blob"
 	"vosfs/pool"
+	"vosfs/umem"
 )
 
 // Aggregation runs in several transactions; a crash between any two of
@@ -73,5 +76,57 @@ func TestAggregationCrashKeepsValues(t *testing.T) {
 		require.NoError(t, err)
 		got, _ = get(t, s2, chain)
 		require.Equal(t, want, got)
+	}
+}
+
+// A read that finds a long merge chain has the key folded in the
+// background, without waiting for a pass over everything.
+func TestLongChainIsFoldedAfterARead(t *testing.T) {
+	for _, foldChain := range []int{0, -1} {
+		t.Run(fmt.Sprint(foldChain), func(t *testing.T) {
+			mfs := blob.NewMemFS(1)
+			require.NoError(t, pool.Create(mfs, "pool", testConfig()))
+			p, err := pool.Open(mfs, "pool", pool.Options{})
+			require.NoError(t, err)
+			defer p.Close()
+			s, err := Open(p, Options{AggregateInterval: -1, FoldChain: foldChain})
+			require.NoError(t, err)
+			defer s.Close()
+			ctx := context.Background()
+			c := path(5, "n", "")
+			want := ""
+			for i := 0; i < DefaultFoldChain+10; i++ {
+				_, err := s.Update(ctx, UpdateOptions{}, func(tx *Tx) error { return tx.Merge(c, MergeConcat, []byte{byte('a' + i%26)}) })
+				require.NoError(t, err)
+				want += string(rune('a' + i%26))
+			}
+			chain := func() int {
+				n := 0
+				require.NoError(t, p.View(func(r umem.Reader) error {
+					prefix := append(c.prefix(nil), subValue)
+					it := s.tree.Seek(r, prefix)
+					for it.Next() && bytes.HasPrefix(it.Key(), prefix) {
+						n++
+					}
+					return it.Err()
+				}))
+				return n
+			}
+			require.Equal(t, DefaultFoldChain+10, chain())
+			got, ok := get(t, s, c)
+			require.True(t, ok)
+			require.Equal(t, want, got)
+			if foldChain < 0 {
+				time.Sleep(200 * time.Millisecond)
+				require.Equal(t, DefaultFoldChain+10, chain())
+				require.Zero(t, s.Stats().ChainsFolded)
+				return
+			}
+			require.Eventually(t, func() bool { return s.Stats().ChainsFolded == 1 }, 5*time.Second, 5*time.Millisecond)
+			require.Equal(t, 1, chain())
+			got, _ = get(t, s, c)
+			require.Equal(t, want, got)
+			require.NoError(t, s.Check())
+		})
 	}
 }

@@ -102,6 +102,9 @@ func (v view) lookup(p Path) (valueResult, error) {
 		res.base, res.exists = &pt, true
 		break
 	}
+	if len(res.operands) > v.s.opts.FoldChain && v.s.opts.FoldChain > 0 {
+		v.s.askFold(p)
+	}
 	v.note([]byte("end"))
 	return res, it.Err()
 }

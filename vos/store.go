@@ -44,7 +44,18 @@ type Options struct {
 	// AggregateInterval is how often background aggregation runs (default
 	// 5 s); negative disables it (Aggregate can still be called).
 	AggregateInterval time.Duration
+	// FoldChain: a read that finds a merge chain of more operands than
+	// this has the key aggregated in the background at once, so reads of
+	// a value many writers merge into stay short between aggregation
+	// passes (default 32; negative: never, as on a read-only pool).
+	FoldChain int
 }
+
+// DefaultFoldChain is the default of Options.FoldChain.
+const DefaultFoldChain = 32
+
+// foldQueue bounds the keys waiting to be folded.
+const foldQueue = 256
 
 // Stats are the store's counters.
 type Stats struct {
@@ -55,6 +66,7 @@ type Stats struct {
 	Aborts            uint64 // conflicts whose replay saw different results
 	Retries           uint64 // transactions run again after an abort
 	Aggregations      uint64
+	ChainsFolded      uint64 // keys aggregated on their own because a read found a long merge chain
 	VersionsDropped   uint64
 	MigratedBytes     uint64 // array bytes aggregation moved from the heap to the data blob
 }
@@ -81,6 +93,12 @@ type Store struct {
 	aggMu   sync.Mutex // one aggregation at a time
 	stop    chan struct{}
 	stopped chan struct{}
+
+	foldReq     chan Path     // nil when FoldChain is negative
+	foldStop    chan struct{} // closed to stop foldLoop
+	foldDone    chan struct{} // closed when foldLoop has stopped
+	foldMu      sync.Mutex
+	foldPending map[string]bool // guarded by foldMu: keys in foldReq
 }
 
 // Open opens the store of pool p, formatting an empty store in a new pool.
@@ -90,6 +108,9 @@ func Open(p *pool.Pool, opts Options) (*Store, error) {
 	}
 	if opts.AggregateInterval == 0 {
 		opts.AggregateInterval = 5 * time.Second
+	}
+	if opts.FoldChain == 0 {
+		opts.FoldChain = DefaultFoldChain
 	}
 	s := &Store{p: p, tree: btree.Tree{RootPtr: rootTree, ValueSize: recSize}, opts: opts,
 		lastWrite: map[uint64]uint64{}, readers: map[uint64]int{}, snapshots: map[string]uint64{}}
@@ -129,6 +150,11 @@ func Open(p *pool.Pool, opts Options) (*Store, error) {
 		s.stop, s.stopped = make(chan struct{}), make(chan struct{})
 		go s.aggregateLoop()
 	}
+	if opts.FoldChain > 0 {
+		s.foldReq, s.foldPending = make(chan Path, foldQueue), map[string]bool{}
+		s.foldStop, s.foldDone = make(chan struct{}), make(chan struct{})
+		go s.foldLoop()
+	}
 	return s, nil
 }
 
@@ -138,6 +164,11 @@ func (s *Store) Close() error {
 		close(s.stop)
 		<-s.stopped
 		s.stop = nil
+	}
+	if s.foldStop != nil {
+		close(s.foldStop)
+		<-s.foldDone
+		s.foldStop = nil
 	}
 	return nil
 }
