@@ -178,19 +178,32 @@ func (s *Store) aggregatePath(ctx context.Context, p Path) (int, error) {
 	return n, err
 }
 
-// foldPlan is a merge chain to fold: the operands' parts and base, read
-// under the lock, fetched and folded outside it.
+// foldChunk is how many operands of a merge chain one fold transaction
+// folds: with the value below them and the entry it replaces, its changes
+// stay within aggActions.
+const foldChunk = aggActions - 2
+
+// foldPlan is a piece of a merge chain to fold: the operands' parts and the
+// base, read under the lock, fetched and folded outside it. A long chain is
+// folded from the bottom up in pieces of foldChunk operands, each in its
+// own transaction; each piece's base is the value the piece below it
+// folded to.
 type foldPlan struct {
-	key      []byte
-	drops    [][]byte // the rest of the chain and everything older
+	key      []byte   // the piece's newest operand, replaced by the value
+	drops    [][]byte // the rest of the piece and the entry below it
 	path     Path
 	merge    uint8
-	base     *part
-	operands []part // newest first
+	base     *part     // the value below the chain (nil: none, or below)
+	below    *foldPlan // the piece below, folded first
+	operands []part    // newest first
+	val      []byte    // the folded value, once finished
 }
 
 func (f *foldPlan) finish(s *Store) (aggAction, error) {
 	res := valueResult{exists: true, base: f.base, operands: f.operands, merge: f.merge}
+	if f.below != nil {
+		res.base = &part{r: rec{kind: recHeap}, data: f.below.val}
+	}
 	val, _, err := s.value(res)
 	if err != nil {
 		return aggAction{}, err
@@ -198,6 +211,7 @@ func (f *foldPlan) finish(s *Store) (aggAction, error) {
 	if val == nil {
 		val = []byte{}
 	}
+	f.val = val
 	return aggAction{key: f.key, fold: val, drops: f.drops, path: f.path}, nil
 }
 
@@ -251,9 +265,7 @@ func (s *Store) planPaths(r umem.Reader, cursor []byte, low uint64, maxPaths int
 			return nil, nil, nil, err
 		}
 		actions = append(actions, a...)
-		if f != nil {
-			folds = append(folds, f)
-		}
+		folds = append(folds, f...)
 		if more {
 			// Out of migration budget: this path again next round, once
 			// what was planned is applied.
@@ -270,7 +282,7 @@ func (s *Store) planPaths(r umem.Reader, cursor []byte, low uint64, maxPaths int
 // planPath decides what of one akey's entries at or below low is invisible
 // to every view (all views are at low or later), and which array runs move
 // out of the heap, within *budget bytes (more: some were left).
-func planPath(v view, p Path, entries []aggEntry, low, objPunch uint64, budget *int) (actions []aggAction, fold *foldPlan, more bool, err error) {
+func planPath(v view, p Path, entries []aggEntry, low, objPunch uint64, budget *int) (actions []aggAction, folds []*foldPlan, more bool, err error) {
 	drop := func(e aggEntry) { actions = append(actions, aggAction{key: e.key, path: p}) }
 	var values, arrays []aggEntry
 	for _, e := range entries {
@@ -311,23 +323,44 @@ func planPath(v view, p Path, entries []aggEntry, low, objPunch uint64, budget *
 		if j == 1 && (j == len(values)) {
 			break // a lone operand: nothing to fold
 		}
-		fold = &foldPlan{key: e.key, path: p, merge: e.r.merge}
-		for _, o := range values[:j] {
-			pt, err := v.load(o.r)
-			if err != nil {
-				return nil, nil, false, err
+		// What is older than the chain's base (or the punch under it) is
+		// hidden by it, now and once folded: plain drops.
+		if j+1 < len(values) {
+			for _, o := range values[j+1:] {
+				drop(o)
 			}
-			fold.operands = append(fold.operands, pt)
 		}
-		if j < len(values) && values[j].r.kind != recPunch {
-			pt, err := v.load(values[j].r)
-			if err != nil {
-				return nil, nil, false, err
+		// The operands values[:j], folded bottom up, foldChunk at a time.
+		var below *foldPlan
+		for hi := j; hi > 0; {
+			lo := max(0, hi-foldChunk)
+			f := &foldPlan{key: values[lo].key, path: p, merge: e.r.merge, below: below}
+			for _, o := range values[lo:hi] {
+				pt, err := v.load(o.r)
+				if err != nil {
+					return nil, nil, false, err
+				}
+				f.operands = append(f.operands, pt)
 			}
-			fold.base = &pt
-		}
-		for _, o := range values[1:] {
-			fold.drops = append(fold.drops, o.key)
+			switch {
+			case below != nil:
+				f.drops = append(f.drops, below.key)
+			case j < len(values):
+				// The chain's base or the punch it stands on.
+				if values[j].r.kind != recPunch {
+					pt, err := v.load(values[j].r)
+					if err != nil {
+						return nil, nil, false, err
+					}
+					f.base = &pt
+				}
+				f.drops = append(f.drops, values[j].key)
+			}
+			for _, o := range values[lo+1 : hi] {
+				f.drops = append(f.drops, o.key)
+			}
+			folds = append(folds, f)
+			below, hi = f, lo
 		}
 		break
 	}
@@ -335,7 +368,7 @@ func planPath(v view, p Path, entries []aggEntry, low, objPunch uint64, budget *
 	// punch goes once no older extent under it is left.
 	if len(arrays) > 0 {
 		sort.SliceStable(arrays, func(i, j int) bool { return arrays[i].epoch > arrays[j].epoch })
-		var claimed []Segment
+		var claimed []Segment // coalesced: addRange
 		var kept []aggEntry
 		vis := make([][][2]uint64, len(arrays)) // what low sees of each
 		for i, e := range arrays {
@@ -347,8 +380,8 @@ func planPath(v view, p Path, entries []aggEntry, low, objPunch uint64, budget *
 			for _, g := range gaps(claimed, lo, hi) {
 				visible = true
 				vis[i] = append(vis[i], g)
-				claimed = insertSeg(claimed, Segment{Off: g[0], Len: g[1] - g[0]})
 			}
+			claimed = addRange(claimed, lo, hi)
 			switch {
 			case e.sub == subExt && !visible:
 				drop(e)
@@ -383,7 +416,32 @@ func planPath(v view, p Path, entries []aggEntry, low, objPunch uint64, budget *
 			more = left
 		}
 	}
-	return actions, fold, more, nil
+	return actions, folds, more, nil
+}
+
+// addRange adds [lo, hi) to c, a set of byte ranges kept sorted and
+// coalesced: painting the many extents of an array written in small pieces
+// stays O(n log n), since the set stays a few ranges however many extents
+// cover it.
+func addRange(c []Segment, lo, hi uint64) []Segment {
+	if lo >= hi {
+		return c
+	}
+	// The ranges that overlap or touch [lo, hi): c[i:j].
+	i := sort.Search(len(c), func(i int) bool { return c[i].Off+c[i].Len >= lo })
+	j := i
+	for j < len(c) && c[j].Off <= hi {
+		lo, hi = min(lo, c[j].Off), max(hi, c[j].Off+c[j].Len)
+		j++
+	}
+	if i == j {
+		c = append(c, Segment{})
+		copy(c[i+1:], c[i:])
+		c[i] = Segment{Off: lo, Len: hi - lo}
+		return c
+	}
+	c[i] = Segment{Off: lo, Len: hi - lo}
+	return append(c[:i+1], c[j:]...)
 }
 
 // applyAggregation applies actions in order, in transactions of about

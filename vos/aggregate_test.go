@@ -3,6 +3,7 @@ package vos
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"testing"
 	"time"
@@ -52,7 +53,12 @@ func TestAggregationCrashKeepsValues(t *testing.T) {
 	_, before := mfs.Ops()
 	n, err := s.Aggregate(ctx)
 	require.NoError(t, err)
-	require.Equal(t, 300+1+301, n) // the chain below its top, the fold, the versions and their punch
+	// The chain of 300 operands on a base folds in two pieces (foldChunk
+	// each at most): the lower 254 with the base into the 47th operand,
+	// then that value and the 46 above it into the top. Dropped: the
+	// base and 253 operands, then 46 entries; the two folds; the 300
+	// versions and their punch.
+	require.Equal(t, (1+253)+46+2+301, n)
 	_, after := mfs.Ops()
 	syncs := after - before
 	require.Greater(t, syncs, 2, "aggregation takes several transactions")
@@ -129,4 +135,34 @@ func TestLongChainIsFoldedAfterARead(t *testing.T) {
 			require.NoError(t, s.Check())
 		})
 	}
+}
+
+// A merge chain far longer than one transaction can drop folds, piece by
+// piece, into one value.
+func TestVeryLongChainFolds(t *testing.T) {
+	_, s := openStore(t)
+	ctx := context.Background()
+	c := path(6, "n", "")
+	const n = 12000
+	for i := 1; i <= n; i++ {
+		_, err := s.Update(ctx, UpdateOptions{}, func(tx *Tx) error {
+			return tx.Merge(c, MergeAdd64, binary.LittleEndian.AppendUint64(nil, uint64(i)))
+		})
+		require.NoError(t, err)
+	}
+	_, err := s.Aggregate(ctx)
+	require.NoError(t, err)
+	got, ok := get(t, s, c)
+	require.True(t, ok)
+	require.Equal(t, uint64(n*(n+1)/2), binary.LittleEndian.Uint64([]byte(got)))
+	entries := 0
+	require.NoError(t, s.p.View(func(r umem.Reader) error {
+		prefix := append(c.prefix(nil), subValue)
+		it := s.tree.Seek(r, prefix)
+		for it.Next() && bytes.HasPrefix(it.Key(), prefix) {
+			entries++
+		}
+		return it.Err()
+	}))
+	require.Equal(t, 1, entries)
 }

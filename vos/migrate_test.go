@@ -3,6 +3,7 @@ package vos
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"vosfs/blob"
 	"vosfs/pool"
 	"vosfs/umem"
+	"vosfs/wal"
 )
 
 // openStoreThreshold is openStore with a threshold of its own.
@@ -275,4 +277,74 @@ func TestHeapPastHalfSendsBlocksToTheDataBlob(t *testing.T) {
 	h, d = heapKinds(t, s, p)
 	require.Equal(t, 1, h)
 	require.Equal(t, 1, d)
+}
+
+func TestAddRangeKeepsRangesSortedAndCoalesced(t *testing.T) {
+	seg := func(lo, hi uint64) Segment { return Segment{Off: lo, Len: hi - lo} }
+	for _, tc := range []struct {
+		name   string
+		start  []Segment
+		lo, hi uint64
+		want   []Segment
+	}{
+		{"into nothing", nil, 10, 20, []Segment{seg(10, 20)}},
+		{"empty range", []Segment{seg(10, 20)}, 5, 5, []Segment{seg(10, 20)}},
+		{"before", []Segment{seg(10, 20)}, 0, 5, []Segment{seg(0, 5), seg(10, 20)}},
+		{"after", []Segment{seg(10, 20)}, 30, 40, []Segment{seg(10, 20), seg(30, 40)}},
+		{"touching below", []Segment{seg(10, 20)}, 5, 10, []Segment{seg(5, 20)}},
+		{"touching above", []Segment{seg(10, 20)}, 20, 25, []Segment{seg(10, 25)}},
+		{"inside", []Segment{seg(10, 20)}, 12, 15, []Segment{seg(10, 20)}},
+		{"bridging two", []Segment{seg(0, 5), seg(10, 20), seg(30, 40)}, 3, 12, []Segment{seg(0, 20), seg(30, 40)}},
+		{"covering all", []Segment{seg(0, 5), seg(10, 20), seg(30, 40)}, 0, 50, []Segment{seg(0, 50)}},
+		{"between", []Segment{seg(0, 5), seg(30, 40)}, 10, 20, []Segment{seg(0, 5), seg(10, 20), seg(30, 40)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := addRange(append([]Segment(nil), tc.start...), tc.lo, tc.hi)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+// BenchmarkAggregateManyExtents: one array written as many small extents,
+// the shape random 4 KiB writes leave in the heap, aggregated (and
+// migrated) in one pass.
+func BenchmarkAggregateManyExtents(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				mfs := blob.NewMemFS(1)
+				cfg := pool.Config{DataSize: pool.DataOffset + 256<<20, MetaSize: 256 << 20, WALSize: wal.RingOffset + 64<<20}
+				require.NoError(b, pool.Create(mfs, "pool", cfg))
+				p, err := pool.Open(mfs, "pool", pool.Options{})
+				require.NoError(b, err)
+				s, err := Open(p, Options{AggregateInterval: -1, FoldChain: -1, Threshold: 64 << 10})
+				require.NoError(b, err)
+				rng := rand.New(rand.NewSource(1))
+				arr := path(3, "d", "")
+				buf := make([]byte, 4096)
+				for w := 0; w < n; {
+					_, err := s.Update(context.Background(), UpdateOptions{}, func(tx *Tx) error {
+						for k := 0; k < 64 && w < n; k++ {
+							// Two writes to one block of a transaction
+							// overlap: one per block of a batch of 64.
+							off := uint64(rng.Intn(n/64+1)*64+k) * 4096
+							if err := tx.WriteArray(arr, off, buf, nil); err != nil {
+								return err
+							}
+							w++
+						}
+						return nil
+					})
+					require.NoError(b, err)
+				}
+				b.StartTimer()
+				_, err = s.Aggregate(context.Background())
+				require.NoError(b, err)
+				b.StopTimer()
+				s.Close()
+				p.Close()
+			}
+		})
+	}
 }
