@@ -64,9 +64,12 @@ func (s *Store) aggregateLoop() {
 // latest state can see, and frees its space; it returns how many entries
 // it dropped. Data-blob extents become reusable once the dropping
 // transaction is durable.
+//
+// The pass takes the aggregation lock one round at a time, so that the
+// folds reads ask for (foldLoop) and Check need not wait for a whole pass
+// over a large store. A round plans against the state it finds; the
+// low-water mark taken at the start only rises meanwhile.
 func (s *Store) Aggregate(ctx context.Context) (int, error) {
-	s.aggMu.Lock()
-	defer s.aggMu.Unlock()
 	s.mu.Lock()
 	low := s.lowWaterLocked()
 	s.mu.Unlock()
@@ -74,14 +77,18 @@ func (s *Store) Aggregate(ctx context.Context) (int, error) {
 	dropped := 0
 	cursor := []byte{kindData}
 	for cursor != nil {
+		s.aggMu.Lock()
 		next, n, err := s.aggregateRound(ctx, cursor, low, aggPaths)
+		s.aggMu.Unlock()
 		dropped += n
 		if err != nil {
 			return dropped, err
 		}
 		cursor = next
 	}
+	s.aggMu.Lock()
 	n, err := s.aggregateObjectPunches(ctx, low)
+	s.aggMu.Unlock()
 	dropped += n
 	s.count(func(st *Stats) { st.Aggregations++; st.VersionsDropped += uint64(dropped) })
 	return dropped, err
