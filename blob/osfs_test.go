@@ -258,3 +258,54 @@ func BenchmarkOSFSWriteSync(b *testing.B) {
 		})
 	}
 }
+
+// Long reads of a direct file bypass the page cache; short or unaligned
+// ones go through it. Both see every completed write, and a long read that
+// reaches the end of the file stops there.
+func TestOSFSLongAndShortReads(t *testing.T) {
+	forDirect(t, func(t *testing.T, o *OSFS) {
+		name := filepath.Join(t.TempDir(), "data")
+		f, err := o.Create(name)
+		require.NoError(t, err)
+		defer f.Close()
+		n := DirectReadMin * 3
+		p := unaligned(t, n)
+		_, err = f.WriteAt(p, 0)
+		require.NoError(t, err)
+		for _, rd := range []struct {
+			off, n int
+		}{
+			{0, n},                                 // long, aligned
+			{BlockSize, DirectReadMin},             // long, aligned, inside
+			{100, DirectReadMin},                   // long, unaligned offset
+			{BlockSize, DirectReadMin - BlockSize}, // short
+			{n - DirectReadMin, DirectReadMin},     // long, to the end
+		} {
+			q := unaligned(t, rd.n)
+			got, err := f.ReadAt(q, int64(rd.off))
+			require.NoError(t, err, "%+v", rd)
+			require.Equal(t, rd.n, got)
+			require.Equal(t, p[rd.off:rd.off+rd.n], q, "%+v", rd)
+		}
+		// A cached page, then a direct overwrite, then both kinds of read.
+		short := make([]byte, 100)
+		_, err = f.ReadAt(short, 0)
+		require.NoError(t, err)
+		p2 := unaligned(t, DirectReadMin)
+		_, err = f.WriteAt(p2, 0)
+		require.NoError(t, err)
+		_, err = f.ReadAt(short, 0)
+		require.NoError(t, err)
+		require.Equal(t, p2[:100], short)
+		long := unaligned(t, DirectReadMin)
+		_, err = f.ReadAt(long, 0)
+		require.NoError(t, err)
+		require.Equal(t, p2, long)
+		// A long read past the end: what is there, and EOF.
+		past := unaligned(t, DirectReadMin)
+		got, err := f.ReadAt(past, int64(n-BlockSize))
+		require.ErrorIs(t, err, io.EOF)
+		require.Equal(t, BlockSize, got)
+		require.Equal(t, p[n-BlockSize:], past[:got])
+	})
+}
