@@ -33,17 +33,11 @@ any; prints one line and exits with status 0 if the pool is clean.
 
 func runFsck(c *command, args []string) error {
 	fl := newFlagSet(c)
-	pos, err := parseArgs(c, fl, args)
+	arg, err := parseOneArg(c, fl, args, "POOLDIR")
 	if err != nil {
 		return err
 	}
-	switch {
-	case len(pos) == 0:
-		return usagef(c.name, "missing POOLDIR")
-	case len(pos) > 1:
-		return usagef(c.name, "too many arguments: %q", pos[1:])
-	}
-	dir, err := absDir(pos[0])
+	dir, err := absDir(arg)
 	if err != nil {
 		return err
 	}

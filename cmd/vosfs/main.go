@@ -251,6 +251,21 @@ func parseArgs(c *command, fl *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// parseOneArg is parseArgs for a command that takes exactly one argument,
+// named what in the error when it is missing.
+func parseOneArg(c *command, fl *flag.FlagSet, args []string, what string) (string, error) {
+	pos, err := parseArgs(c, fl, args)
+	switch {
+	case err != nil:
+		return "", err
+	case len(pos) == 0:
+		return "", usagef(c.name, "missing %s", what)
+	case len(pos) > 1:
+		return "", usagef(c.name, "too many arguments: %q", pos[1:])
+	}
+	return pos[0], nil
+}
+
 // printCommandUsage prints a command's usage and its flags, leaving out
 // the internal ones (whose usage starts with "internal").
 func printCommandUsage(w io.Writer, c *command, fl *flag.FlagSet) {

@@ -334,3 +334,24 @@ func TestMountRefusals(t *testing.T) {
 	assert.Equal(t, 1, r.code, "%v", r)
 	assert.Contains(t, r.stderr, "does not exist")
 }
+
+func TestProfileRefusals(t *testing.T) {
+	dir := mkfsSmall(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{dir}, 1, "vosfs: pool " + dir + " is not mounted: only a daemon can be profiled"},
+		{[]string{"--seconds", "0", dir}, 2, "vosfs profile: --seconds 0 is not 1..600"},
+		{[]string{"--kind", "wall", dir}, 2, `vosfs profile: unknown --kind "wall" (cpu, mutex, block, heap, goroutine)`},
+		{[]string{}, 2, "vosfs profile: missing POOLDIR or MOUNTPOINT"},
+		{[]string{dir, dir}, 2, "too many arguments"},
+	} {
+		t.Run(fmt.Sprint(tc.args), func(t *testing.T) {
+			r := vosfs(t, append([]string{"profile", "-o", filepath.Join(t.TempDir(), "p")}, tc.args...)...)
+			assert.Equal(t, tc.code, r.code, "%v", r)
+			assert.Contains(t, r.stderr, tc.msg)
+		})
+	}
+}

@@ -53,17 +53,11 @@ func runMkfs(c *command, args []string) error {
 	fl.Var(recordLimit, "record-limit", "largest log record, one transaction's changes (default 4 MiB, or an eighth of the log if less)")
 	fill := fl.String("fill", "zero", "how the blobs get their space: zero (written now) or sparse (on first use)")
 	force := fl.Bool("force", false, "replace an existing pool, destroying its contents")
-	pos, err := parseArgs(c, fl, args)
+	arg, err := parseOneArg(c, fl, args, "POOLDIR")
 	if err != nil {
 		return err
 	}
-	switch {
-	case len(pos) == 0:
-		return usagef(c.name, "missing POOLDIR")
-	case len(pos) > 1:
-		return usagef(c.name, "too many arguments: %q", pos[1:])
-	}
-	dir, err := absDir(pos[0])
+	dir, err := absDir(arg)
 	if err != nil {
 		return err
 	}

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -335,4 +338,43 @@ func TestMountAfterCrash(t *testing.T) {
 	r = vosfs(t, "fsck", dir)
 	assert.Equal(t, 0, r.code, "%v", r)
 	assert.False(t, strings.Contains(r.stdout, "not closed cleanly"), "fsck recovered a cleanly unmounted pool: %s", r.stdout)
+}
+
+func TestProfileOfAMountedPool(t *testing.T) {
+	requireFUSE(t)
+	dir := mkfsSmall(t)
+	mp := filepath.Join(t.TempDir(), "mnt")
+	require.NoError(t, os.Mkdir(mp, 0o755))
+	cleanupMount(t, dir, mp)
+	r := vosfs(t, "mount", dir, mp)
+	require.Equal(t, 0, r.code, "%v", r)
+
+	// Work for the profiler to see while it samples.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = os.WriteFile(filepath.Join(mp, fmt.Sprintf("f%d", i%50)), []byte("some bytes"), 0o644)
+		}
+	}()
+	out := filepath.Join(t.TempDir(), "cpu.pprof")
+	r = vosfs(t, "profile", "--seconds", "1", "-o", out, mp)
+	close(stop)
+	<-done
+	require.Equal(t, 0, r.code, "%v", r)
+	assert.Contains(t, r.stderr, "vosfs: profiling "+dir+" (cpu) for 1 s")
+	assert.Contains(t, r.stderr, "vosfs: wrote "+out)
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	require.NoError(t, err, "not a pprof profile")
+	body, err := io.ReadAll(zr)
+	require.NoError(t, err)
+	require.NotEmpty(t, body)
 }

@@ -28,16 +28,11 @@ func runProfile(c *command, args []string) error {
 	kind := fl.String("kind", "cpu", "profile `KIND`: cpu, mutex, block, heap or goroutine")
 	secs := fl.Int("seconds", 10, "duration of the profile in seconds")
 	out := fl.String("o", "", "output `FILE` (default KIND.pprof)")
-	pos, err := parseArgs(c, fl, args)
+	arg, err := parseOneArg(c, fl, args, "POOLDIR or MOUNTPOINT")
 	if err != nil {
 		return err
 	}
-	switch {
-	case len(pos) == 0:
-		return usagef(c.name, "missing POOLDIR or MOUNTPOINT")
-	case len(pos) > 1:
-		return usagef(c.name, "too many arguments: %q", pos[1:])
-	case *secs < 1 || *secs > maxProfileSeconds:
+	if *secs < 1 || *secs > maxProfileSeconds {
 		return usagef(c.name, "--seconds %d is not 1..%d", *secs, maxProfileSeconds)
 	}
 	switch *kind {
@@ -48,7 +43,7 @@ func runProfile(c *command, args []string) error {
 	if *out == "" {
 		*out = *kind + ".pprof"
 	}
-	dir, _, err := resolveTarget(pos[0])
+	dir, _, err := resolveTarget(arg)
 	if err != nil {
 		return err
 	}

@@ -83,17 +83,11 @@ func usageOf(s pool.Stats) usage {
 func runStat(c *command, args []string) error {
 	fl := newFlagSet(c)
 	jsonOut := fl.Bool("json", false, "print the figures as JSON")
-	pos, err := parseArgs(c, fl, args)
+	arg, err := parseOneArg(c, fl, args, "POOLDIR or MOUNTPOINT")
 	if err != nil {
 		return err
 	}
-	switch {
-	case len(pos) == 0:
-		return usagef(c.name, "missing POOLDIR or MOUNTPOINT")
-	case len(pos) > 1:
-		return usagef(c.name, "too many arguments: %q", pos[1:])
-	}
-	dir, mp, err := resolveTarget(pos[0])
+	dir, mp, err := resolveTarget(arg)
 	if err != nil {
 		return err
 	}
