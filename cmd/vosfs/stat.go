@@ -175,7 +175,7 @@ func printStats(w io.Writer, r statReport) {
 		n(p.Checkpoint.Checkpoints), b(p.Checkpoint.BytesWritten), dur(p.Checkpoint.LastDuration), dur(p.Checkpoint.TotalTime))
 	row("store", "%s commits, %s conflicts, %s replays, %s aborts, %s retries, %s predicate failures",
 		n(s.Store.Commits), n(s.Store.Conflicts), n(s.Store.Replays), n(s.Store.Aborts), n(s.Store.Retries), n(s.Store.PredicateFailures))
-	row("aggregation", "%s runs, %s versions dropped, %s moved from the heap to the data blob", n(s.Store.Aggregations), n(s.Store.VersionsDropped), humanize.IBytes(s.Store.MigratedBytes))
+	row("aggregation", "%s runs, %s chains folded on read, %s versions dropped, %s moved from the heap to the data blob", n(s.Store.Aggregations), n(s.Store.ChainsFolded), n(s.Store.VersionsDropped), humanize.IBytes(s.Store.MigratedBytes))
 	row("fs", "%s operations, %s errors", n(s.Ops), n(s.Errors))
 	tw.Flush()
 }
