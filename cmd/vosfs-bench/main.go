@@ -432,11 +432,16 @@ func (b *bench) runOne(ctx context.Context, round int, j job, t *target) {
 	err := b.prepare(ctx, j, t)
 	if err == nil {
 		b.dropCaches()
+		before, ok := t.usageNow(ctx)
 		r.Start = time.Now()
 		var res *fioResult
 		res, r.Fio, err = b.fio.run(ctx, j, t.dir)
 		r.Seconds = time.Since(r.Start).Seconds()
 		r.Result = res
+		if after, ok2 := t.usageNow(ctx); ok && ok2 && err == nil {
+			u := after.since(before)
+			r.Daemon = &u
+		}
 	}
 	if ctx.Err() != nil {
 		fmt.Fprintf(os.Stderr, "interrupted\n")

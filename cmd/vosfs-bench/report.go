@@ -22,7 +22,8 @@ type run struct {
 	Seconds float64         `json:"seconds"`
 	Error   string          `json:"error,omitempty"`
 	Result  *fioResult      `json:"result,omitempty"`
-	Fio     json.RawMessage `json:"fio,omitempty"` // fio's whole JSON output
+	Daemon  *daemonUsage    `json:"daemon,omitempty"` // what the target's daemon did meanwhile
+	Fio     json.RawMessage `json:"fio,omitempty"`    // fio's whole JSON output
 }
 
 // targetInfo is a target as the report shows it.
@@ -44,6 +45,12 @@ type summary struct {
 	IOPS    float64 `json:"iops"`
 	P50NS   float64 `json:"clat_p50_ns,omitempty"`
 	P99NS   float64 `json:"clat_p99_ns,omitempty"`
+	// Per I/O fio counted, medians over the rounds with a daemon reading:
+	// the daemon's CPU time, and (vosfs) log records and log syncs.
+	CPUPerOpNS     float64 `json:"daemon_cpu_per_op_ns,omitempty"`
+	RecordsPerOp   float64 `json:"log_records_per_op,omitempty"`
+	SyncsPerOp     float64 `json:"log_syncs_per_op,omitempty"`
+	DaemonMeasured int     `json:"daemon_measured,omitempty"` // rounds with a reading
 }
 
 // report is everything results.json holds; results.md and results.svg
@@ -88,7 +95,7 @@ func summarize(jobs, targets []string, runs []run) []summary {
 	for _, j := range jobs {
 		for _, t := range targets {
 			s := summary{Job: j, Target: t}
-			var bw, iops, p50, p99 []float64
+			var bw, iops, p50, p99, cpu, recs, syncs []float64
 			for _, r := range runs {
 				if r.Job != j || r.Target != t {
 					continue
@@ -98,6 +105,12 @@ func summarize(jobs, targets []string, runs []run) []summary {
 					continue
 				}
 				s.OK++
+				if r.Daemon != nil && r.Result.IOs > 0 {
+					n := float64(r.Result.IOs)
+					cpu = append(cpu, r.Daemon.CPUSeconds*1e9/n)
+					recs = append(recs, float64(r.Daemon.LogRecords)/n)
+					syncs = append(syncs, float64(r.Daemon.LogSyncs)/n)
+				}
 				bw = append(bw, r.Result.BWBytes)
 				iops = append(iops, r.Result.IOPS)
 				if r.Result.hasLatency() {
@@ -109,6 +122,10 @@ func summarize(jobs, targets []string, runs []run) []summary {
 			s.IOPS, _ = median(iops)
 			s.P50NS, _ = median(p50)
 			s.P99NS, _ = median(p99)
+			s.DaemonMeasured = len(cpu)
+			s.CPUPerOpNS, _ = median(cpu)
+			s.RecordsPerOp, _ = median(recs)
+			s.SyncsPerOp, _ = median(syncs)
 			out = append(out, s)
 		}
 	}
@@ -267,6 +284,57 @@ func (r *report) writeTable(w io.Writer) {
 	}
 }
 
+// writeDaemonTable writes, for the targets with a daemon, its CPU time per
+// I/O and, for vosfs, the log records and syncs per I/O (medians over the
+// rounds): where the time of a FUSE target goes.
+func (r *report) writeDaemonTable(w io.Writer) {
+	var cols []string
+	for _, t := range r.Targets {
+		for _, j := range r.Jobs {
+			if s := r.summary(j, t.Name); s != nil && s.DaemonMeasured > 0 {
+				cols = append(cols, t.Name)
+				break
+			}
+		}
+	}
+	if len(cols) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nPer I/O fio counted (medians of the rounds): the daemon's CPU time (user and system), "+
+		"and for vosfs the log records (transactions) and log syncs. A daemon that does not see the "+
+		"I/O (the kernel passing it through to the backing file) shows next to no time.\n\n")
+	head := []string{"job"}
+	align := []string{"---"}
+	for _, c := range cols {
+		head = append(head, c+" CPU")
+		align = append(align, "--:")
+		if strings.HasPrefix(c, "vosfs") {
+			head = append(head, c+" records", c+" syncs")
+			align = append(align, "--:", "--:")
+		}
+	}
+	fmt.Fprintf(w, "| %s |\n", strings.Join(head, " | "))
+	fmt.Fprintf(w, "|%s|\n", strings.Join(align, "|"))
+	for _, j := range r.Jobs {
+		row := []string{j}
+		for _, c := range cols {
+			s := r.summary(j, c)
+			if s == nil || s.DaemonMeasured == 0 {
+				row = append(row, "–")
+				if strings.HasPrefix(c, "vosfs") {
+					row = append(row, "–", "–")
+				}
+				continue
+			}
+			row = append(row, formatLatency(s.CPUPerOpNS))
+			if strings.HasPrefix(c, "vosfs") {
+				row = append(row, fmt.Sprintf("%.2f", s.RecordsPerOp), fmt.Sprintf("%.2f", s.SyncsPerOp))
+			}
+		}
+		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
+	}
+}
+
 // writeMarkdown writes results.md.
 func (r *report) writeMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "# vosfs benchmark\n\n")
@@ -285,6 +353,7 @@ func (r *report) writeMarkdown(w io.Writer) {
 		"IOPS for the others, with the p99 completion latency in parentheses. "+
 		"A ratio divides two medians; above 1, vosfs is faster.\n\n")
 	r.writeTable(w)
+	r.writeDaemonTable(w)
 	fmt.Fprintf(w, "\nAll targets are under %s (%s); jobs run interleaved: for each round, each job, each target.", r.Dir, r.Filesystem)
 	if r.DropCaches {
 		fmt.Fprintf(w, " The page cache is dropped before each run.")

@@ -122,8 +122,14 @@ func testReport() *report {
 				if j.Name == "filestat" {
 					rn.Result.P50NS, rn.Result.P99NS = 0, 0
 				}
+				switch target {
+				case "vosfs-sync":
+					rn.Daemon = &daemonUsage{CPUSeconds: 20e-6 * float64(i+round), LogRecords: 1, LogSyncs: uint64(round % 2)}
+				case "loopback":
+					rn.Daemon = &daemonUsage{CPUSeconds: 1e-6 * float64(round)}
+				}
 				if j.Name == "randread" && target == "loopback" && round == 2 {
-					rn.Result, rn.Error = nil, "fio: io_u error"
+					rn.Result, rn.Error, rn.Daemon = nil, "fio: io_u error", nil
 				}
 				r.Runs = append(r.Runs, rn)
 			}
@@ -190,4 +196,45 @@ func TestWriteFiles(t *testing.T) {
 	assert.Equal(t, r.Summary, back.Summary)
 	assert.JSONEq(t, `{"fio version":"fio-3.33"}`, string(back.Runs[0].Fio))
 	assert.False(t, math.IsNaN(back.Summary[0].IOPS))
+}
+
+func TestParseProcStatCPU(t *testing.T) {
+	// utime 250 and stime 75 ticks; a command name with a space and a
+	// parenthesis of its own.
+	stat := "4242 (vosfs (x) d) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 75 0 0 20 0 12 0 100 1000 200 18446744073709551615\n"
+	d, err := parseProcStatCPU([]byte(stat))
+	require.NoError(t, err)
+	assert.Equal(t, 3250*time.Millisecond, d)
+	_, err = parseProcStatCPU([]byte("4242 vosfs S 1"))
+	assert.ErrorContains(t, err, "without a command name")
+	_, err = parseProcStatCPU([]byte("4242 (vosfs) S 1 2 3"))
+	assert.ErrorContains(t, err, "/proc stat of 6 fields")
+	// This process has used some time.
+	self, err := processCPU(os.Getpid())
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, self, time.Duration(0))
+}
+
+func TestParseLogCounters(t *testing.T) {
+	out := []byte(`{"pool": "/p", "stats": {"Ops": 3, "Pool": {"Commits": 9, "Log": {"Records": 12, "Syncs": 5, "Batches": 5}}}}`)
+	recs, syncs, err := parseLogCounters(out)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(12), recs)
+	assert.Equal(t, uint64(5), syncs)
+	_, _, err = parseLogCounters([]byte("vosfs: not mounted"))
+	assert.ErrorContains(t, err, "vosfs stat --json")
+}
+
+func TestSummarizeDaemonPerOp(t *testing.T) {
+	runs := []run{
+		{Round: 1, Job: "randwrite", Target: "vosfs-sync", Result: &fioResult{IOs: 1000}, Daemon: &daemonUsage{CPUSeconds: 0.05, LogRecords: 1000, LogSyncs: 900}},
+		{Round: 2, Job: "randwrite", Target: "vosfs-sync", Result: &fioResult{IOs: 2000}, Daemon: &daemonUsage{CPUSeconds: 0.06, LogRecords: 2000, LogSyncs: 1000}},
+		{Round: 3, Job: "randwrite", Target: "vosfs-sync", Result: &fioResult{IOs: 1000}},
+	}
+	s := summarize([]string{"randwrite"}, []string{"vosfs-sync"}, runs)
+	require.Len(t, s, 1)
+	assert.Equal(t, 2, s[0].DaemonMeasured)
+	assert.InDelta(t, 40e3, s[0].CPUPerOpNS, 1e-6) // median of 50 µs and 30 µs
+	assert.InDelta(t, 1.0, s[0].RecordsPerOp, 1e-9)
+	assert.InDelta(t, 0.7, s[0].SyncsPerOp, 1e-9) // median of 0.9 and 0.5
 }
