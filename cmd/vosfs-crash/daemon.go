@@ -91,8 +91,11 @@ func (v *vosfsCmd) fsck() (string, int) {
 	return v.run(5*time.Minute, "fsck", v.pool)
 }
 
-// alive reports whether pid is a process that has not exited (a zombie
-// has: its descriptors, the pool's lock and /dev/fuse, are closed).
+// alive reports whether pid is a process that has not exited. A zombie
+// has, once it is the last of its threads: the descriptors, the pool's
+// lock and /dev/fuse among them, close with the last thread. After a
+// SIGKILL the leader can be a zombie while other threads still finish a
+// system call (an fdatasync on a loaded disk), holding the lock.
 func alive(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -100,7 +103,11 @@ func alive(pid int) bool {
 	}
 	s := string(b)
 	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z' && s[i+2] != 'X'
+		if s[i+2] != 'Z' && s[i+2] != 'X' {
+			return true
+		}
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		return err == nil && len(tasks) > 1
 	}
 	return true
 }
