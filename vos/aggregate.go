@@ -130,6 +130,19 @@ func (s *Store) aggregateRound(ctx context.Context, cursor []byte, low uint64, m
 		kept = append(kept, a)
 	}
 	n, err := s.applyAggregation(ctx, kept)
+	if errors.Is(err, alloc.ErrNoSpace) {
+		// A full heap (or data blob) fails the transactions that fold or
+		// migrate, which need space; the plain drops free it. Apply those
+		// alone (one already applied is a no-op), so that a full pool
+		// can always be aggregated back.
+		var drops []aggAction
+		for _, a := range kept {
+			if a.fold == nil && a.mig == nil {
+				drops = append(drops, a)
+			}
+		}
+		n, err = s.applyAggregation(ctx, drops)
+	}
 	return next, n, err
 }
 

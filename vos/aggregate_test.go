@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"vosfs/alloc"
 	"vosfs/blob"
 	"vosfs/pool"
 	"vosfs/umem"
@@ -165,4 +166,34 @@ func TestVeryLongChainFolds(t *testing.T) {
 		return it.Err()
 	}))
 	require.Equal(t, 1, entries)
+}
+
+// A heap full of versions nobody sees is aggregated back even when the
+// folds of the same round find no space for their values.
+func TestFullHeapIsAggregatedBack(t *testing.T) {
+	_, s := openStore(t)
+	ctx := context.Background()
+	dead := path(7, "v", "")
+	chain := path(7, "c", "")
+	big := make([]byte, 3000)
+	// Versions of one value and a merge chain, until the heap is full.
+	var err error
+	for i := 0; err == nil; i++ {
+		_, err = s.Update(ctx, UpdateOptions{}, func(tx *Tx) error {
+			if err := tx.Put(dead, big); err != nil {
+				return err
+			}
+			return tx.Merge(chain, MergeConcat, big[:1000])
+		})
+	}
+	require.ErrorIs(t, err, alloc.ErrNoSpace)
+	// The chain's fold needs more heap than is left; the old versions of
+	// the value free it.
+	_, err = s.Aggregate(ctx)
+	require.NoError(t, err)
+	_, err = s.Update(ctx, UpdateOptions{}, func(tx *Tx) error { return tx.Put(path(8, "after", ""), big) })
+	require.NoError(t, err)
+	got, ok := get(t, s, dead)
+	require.True(t, ok)
+	require.Equal(t, string(big), got)
 }
