@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"sort"
 
-	"vosfs/alloc"
 	"vosfs/pool"
-	"vosfs/wal"
 )
 
 // Migration is the part of aggregation that moves array data out of the
@@ -154,17 +152,8 @@ func (m *migration) write(s *Store) error {
 			m.cancel(s)
 			return err
 		}
-		if len(l.exts) == 1 {
-			m.larges, m.at = append(m.larges, l), append(m.at, m.off+at)
-		} else {
-			sub := uint64(0)
-			for i, e := range l.exts {
-				sz := e.Count * blockSize
-				piece := m.data[at+sub : at+min(sub+sz, n)]
-				m.larges = append(m.larges, &large{exts: []alloc.Extent{e}, ws: []*pool.DataWrite{l.ws[i]}, csum: wal.Checksum(piece)})
-				m.at = append(m.at, m.off+at+sub)
-				sub += sz
-			}
+		for _, pc := range l.split(m.data[at : at+n]) {
+			m.larges, m.at = append(m.larges, pc.l), append(m.at, m.off+at+pc.at)
 		}
 		at += n
 	}

@@ -104,6 +104,30 @@ type large struct {
 	csum uint32 // of the value, computed while its writes are in flight
 }
 
+// largePiece is one extent of a large value: its bytes at offset at.
+type largePiece struct {
+	at   uint64
+	data []byte
+	l    *large
+}
+
+// split gives one large per extent of l, which holds data: each piece has
+// its own record, so its own checksum.
+func (l *large) split(data []byte) []largePiece {
+	if len(l.exts) == 1 {
+		return []largePiece{{data: data, l: l}}
+	}
+	var out []largePiece
+	at := uint64(0)
+	for i, e := range l.exts {
+		piece := data[at:min(at+e.Count*blockSize, uint64(len(data)))]
+		out = append(out, largePiece{at: at, data: piece,
+			l: &large{exts: []alloc.Extent{e}, ws: []*pool.DataWrite{l.ws[i]}, csum: wal.Checksum(piece)}})
+		at += e.Count * blockSize
+	}
+	return out
+}
+
 type op struct {
 	kind  opKind
 	path  Path
@@ -475,16 +499,8 @@ func (tx *Tx) WriteArray(p Path, off uint64, data []byte, hint *alloc.Hint) erro
 			return err // reservations of ops added so far go with Abort
 		}
 		// One extent record per reserved extent.
-		if len(l.exts) == 1 {
-			add(off, buf[:n], l)
-		} else {
-			at := uint64(0)
-			for i, e := range l.exts {
-				sz := e.Count * blockSize
-				piece := buf[at : at+sz]
-				add(off+at, piece, &large{exts: []alloc.Extent{e}, ws: []*pool.DataWrite{l.ws[i]}, csum: wal.Checksum(piece)})
-				at += sz
-			}
+		for _, pc := range l.split(buf[:n]) {
+			add(off+pc.at, pc.data, pc.l)
 		}
 		off, buf, body = off+n, buf[n:], body-n
 	}
