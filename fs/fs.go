@@ -120,18 +120,33 @@ func New(p *pool.Pool, opts Options) (*FS, error) {
 // background.
 const aggregateInterval = 5 * time.Second
 
+// aggregateLoop runs a pass of aggregation every aggregateInterval until
+// stopAgg is closed. The first pass starts at once rather than an interval after the mount:
+// a daemon that is killed or unmounted sooner than every interval (a
+// crash loop, a script mounting for each command) would otherwise never
+// aggregate, and its pool would fill with versions nobody can see.
 func (f *FS) aggregateLoop() {
 	defer close(f.aggDone)
+	// Close cancels a pass between its rounds rather than waiting for it.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-f.stopAgg:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	t := time.NewTicker(aggregateInterval)
 	defer t.Stop()
 	for {
+		if f.p.Err() == nil {
+			_, _ = f.aggregate(ctx)
+		}
 		select {
 		case <-f.stopAgg:
 			return
 		case <-t.C:
-			if f.p.Err() == nil {
-				_, _ = f.aggregate(context.Background())
-			}
 		}
 	}
 }

@@ -160,3 +160,17 @@ func TestOrphanAfterCrash(t *testing.T) {
 	require.Empty(t, m.orphans())
 	require.False(t, m.objectExists(ino))
 }
+
+// TestAggregatesAtMount: the first pass of aggregation starts with the
+// mount, not an interval later, so a daemon that never lives a whole
+// interval still frees the versions nobody can see.
+func TestAggregatesAtMount(t *testing.T) {
+	m := mountTest(t, DefaultOptions())
+	for i := 0; i < 50; i++ {
+		writeFile(t, m.path("f"), pattern(byte(i), 4096))
+	}
+	m.remount()
+	require.Eventually(t, func() bool { return m.f.Stats().Store.VersionsDropped > 0 },
+		aggregateInterval/2, 10*time.Millisecond, "versions dropped within half an interval of the mount")
+	requireContent(t, pattern(49, 4096), m.path("f"))
+}

@@ -44,18 +44,31 @@ func (a aggAction) weight() int {
 	return 1 + len(a.drops)
 }
 
+// aggregateLoop runs a pass of aggregation every AggregateInterval, the
+// first at once (a store opened for less than an interval at a time would
+// otherwise never aggregate), until stop is closed; Close cancels a pass
+// between rounds.
 func (s *Store) aggregateLoop() {
 	defer close(s.stopped)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	t := time.NewTicker(s.opts.AggregateInterval)
 	defer t.Stop()
 	for {
+		if s.p.Err() == nil {
+			_, _ = s.Aggregate(ctx)
+		}
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
-			if s.p.Err() == nil {
-				_, _ = s.Aggregate(context.Background())
-			}
 		}
 	}
 }
@@ -77,6 +90,9 @@ func (s *Store) Aggregate(ctx context.Context) (int, error) {
 	dropped := 0
 	cursor := []byte{kindData}
 	for cursor != nil {
+		if err := ctx.Err(); err != nil {
+			return dropped, err
+		}
 		s.aggMu.Lock()
 		next, n, err := s.aggregateRound(ctx, cursor, low, aggPaths)
 		s.aggMu.Unlock()
