@@ -90,6 +90,7 @@ func TestCrashCycles(t *testing.T) {
 				tc.commit, seed, map[bool]string{true: " --powercut"}[tc.powerCut])
 			out := w.all.String()
 			require.Contains(t, out, "cycle 3/3:")
+			require.Contains(t, out, "space: data blob ")
 			require.Contains(t, out, "final unmount and fsck:")
 		})
 	}

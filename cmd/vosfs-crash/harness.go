@@ -99,6 +99,7 @@ func run(cfg config) (cycles, violations int, err error) {
 		base = next
 		cycles = c
 	}
+	r.checkSpace(cycles, base)
 	if err := r.finish(); err != nil {
 		return cycles, r.violations, err
 	}

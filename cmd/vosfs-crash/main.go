@@ -11,6 +11,11 @@
 // powercut=SEED), so the kill also loses or tears the pool's unsynced
 // writes as a power cut would. It must run as root with /dev/fuse.
 //
+// After the last cycle it waits up to a minute for aggregation to bring the
+// pool's data blob and heap within bounds of the files' bytes (a pool
+// filling with versions nobody can see is a violation before it is full),
+// unmounts and runs a final fsck.
+//
 // It ends with the line "N cycles, M violations" and exits 1 if M > 0.
 // Each violation names the cycle, the seed and what differed; the same
 // --seed repeats the same decisions (operations, kill times, power-cut
