@@ -3,7 +3,10 @@
 // benchmarks: vosfs against loopback over the same disk shows what the
 // object store costs, loopback against the bare directory what FUSE costs.
 //
-//	loopback [-max_write 1MiB] ORIGINAL MOUNTPOINT
+//	loopback [-max_write 1MiB] [-passthrough=false] ORIGINAL MOUNTPOINT
+//
+// With -passthrough=false it declines the kernel's FUSE passthrough, so
+// that every read and write of a file is a request to the daemon.
 //
 // It serves until unmounted or signalled.
 package main
@@ -23,8 +26,9 @@ import (
 
 func main() {
 	maxWrite := flag.String("max_write", "1MiB", "largest FUSE write")
+	passthrough := flag.Bool("passthrough", true, "let the kernel read and write the backing files itself where it can (FUSE passthrough)")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: loopback [-max_write SIZE] ORIGINAL MOUNTPOINT\n")
+		fmt.Fprintf(os.Stderr, "usage: loopback [-max_write SIZE] [-passthrough=false] ORIGINAL MOUNTPOINT\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -37,25 +41,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "loopback: -max_write: %v\n", err)
 		os.Exit(2)
 	}
-	root, err := gofs.NewLoopbackRoot(flag.Arg(0))
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "loopback: %v\n", err)
-		os.Exit(1)
-	}
-	sec := time.Second
-	srv, err := gofs.Mount(flag.Arg(1), root, &gofs.Options{
-		MountOptions: fuse.MountOptions{
-			FsName:       flag.Arg(0),
-			Name:         "loopback",
-			MaxWrite:     int(mw),
-			MaxReadAhead: 1 << 20,
-			DirectMount:  os.Geteuid() == 0,
-			Options:      []string{"default_permissions"},
-		},
-		EntryTimeout:    &sec,
-		AttrTimeout:     &sec,
-		NullPermissions: true,
-	})
+	srv, _, err := mount(flag.Arg(0), flag.Arg(1), int(mw), *passthrough)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "loopback: %v\n", err)
 		os.Exit(1)
@@ -67,4 +53,33 @@ func main() {
 		_ = srv.Unmount()
 	}()
 	srv.Wait()
+}
+
+// mount mounts orig on mnt through go-fuse's loopback node; it returns the
+// server and the root node.
+func mount(orig, mnt string, maxWrite int, passthrough bool) (*fuse.Server, gofs.InodeEmbedder, error) {
+	root, err := gofs.NewLoopbackRoot(orig)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !passthrough {
+		ln := root.(*gofs.LoopbackNode)
+		root = &fdNode{ln}
+		ln.RootData.RootNode = root
+	}
+	sec := time.Second
+	srv, err := gofs.Mount(mnt, root, &gofs.Options{
+		MountOptions: fuse.MountOptions{
+			FsName:       orig,
+			Name:         "loopback",
+			MaxWrite:     maxWrite,
+			MaxReadAhead: 1 << 20,
+			DirectMount:  os.Geteuid() == 0,
+			Options:      []string{"default_permissions"},
+		},
+		EntryTimeout:    &sec,
+		AttrTimeout:     &sec,
+		NullPermissions: true,
+	})
+	return srv, root, err
 }

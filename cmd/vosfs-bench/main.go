@@ -3,7 +3,11 @@
 //
 //	vosfs-sync   vosfs mounted with -o commit=sync, on a fresh pool
 //	vosfs-async  vosfs mounted with -o commit=async, on a fresh pool
-//	loopback     a plain directory mounted through the loopback command
+//	loopback     a plain directory mounted through the loopback command,
+//	             which lets the kernel read and write the backing files
+//	             itself (FUSE passthrough) where the kernel has it
+//	loopback-nopass  the same, declining passthrough: every read and write
+//	             is a request to the daemon, as with vosfs
 //	bare         a plain directory, no FUSE
 //
 // Usage:

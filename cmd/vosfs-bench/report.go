@@ -166,6 +166,8 @@ func (q ratio) String() string { return q.num + "/" + q.den }
 var allRatios = []ratio{
 	{targetVosfsSync, targetLoopback},
 	{targetVosfsAsync, targetLoopback},
+	{targetVosfsSync, targetLoopbackFd},
+	{targetVosfsAsync, targetLoopbackFd},
 	{targetVosfsSync, targetBare},
 	{targetVosfsAsync, targetBare},
 }

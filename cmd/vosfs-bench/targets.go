@@ -22,10 +22,11 @@ const (
 	targetVosfsSync  = "vosfs-sync"
 	targetVosfsAsync = "vosfs-async"
 	targetLoopback   = "loopback"
+	targetLoopbackFd = "loopback-nopass"
 	targetBare       = "bare"
 )
 
-var allTargets = []string{targetVosfsSync, targetVosfsAsync, targetLoopback, targetBare}
+var allTargets = []string{targetVosfsSync, targetVosfsAsync, targetLoopback, targetLoopbackFd, targetBare}
 
 // target is one place fio runs: a vosfs mount, a loopback mount or a bare
 // directory, all under the work directory, on the same disk.
@@ -42,10 +43,11 @@ type target struct {
 	daemon   int // the daemon's pid, once mounted
 
 	// loopback
-	loopback string // the binary
-	orig     string
-	proc     *exec.Cmd
-	procDone chan struct{}
+	loopback    string // the binary
+	passthrough bool   // let the kernel read and write the backing files
+	orig        string
+	proc        *exec.Cmd
+	procDone    chan struct{}
 
 	mnt string // the mount point; "" for the bare directory
 
@@ -62,8 +64,8 @@ func newTarget(name, work string, cfg *config) *target {
 		t.pool = filepath.Join(t.base, "pool")
 		t.mnt = filepath.Join(t.base, "mnt")
 		t.dir = t.mnt
-	case targetLoopback:
-		t.loopback = cfg.loopback
+	case targetLoopback, targetLoopbackFd:
+		t.loopback, t.passthrough = cfg.loopback, name == targetLoopback
 		t.orig = filepath.Join(t.base, "orig")
 		t.mnt = filepath.Join(t.base, "mnt")
 		t.dir = t.mnt
@@ -82,8 +84,10 @@ func (t *target) describe() string {
 			size = humanize.IBytes(n)
 		}
 		return fmt.Sprintf("vosfs, -o commit=%s, pool %s (data %s) mounted on %s", t.commit, t.pool, size, t.mnt)
+	case t.loopback != "" && t.passthrough:
+		return fmt.Sprintf("loopback (go-fuse) of %s mounted on %s; FUSE passthrough where the kernel has it", t.orig, t.mnt)
 	case t.loopback != "":
-		return fmt.Sprintf("loopback (go-fuse) of %s mounted on %s", t.orig, t.mnt)
+		return fmt.Sprintf("loopback (go-fuse) of %s mounted on %s, declining FUSE passthrough: every read and write is a request to the daemon", t.orig, t.mnt)
 	}
 	return "the directory " + t.dir + " itself"
 }
@@ -137,7 +141,7 @@ func (t *target) mountLoopback(ctx context.Context) error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(t.loopback, t.orig, t.mnt)
+	cmd := exec.Command(t.loopback, "-passthrough="+strconv.FormatBool(t.passthrough), t.orig, t.mnt)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group: a terminal's ^C must not reach it, the bench
 	// unmounts it once fio has stopped.
