@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -313,9 +314,30 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 
 // Extended attributes, kept in the inode's xattr companion object.
 
-func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+// xattrNamespaces are the namespaces an extended attribute's name may
+// start with; "system." is left to the kernel (its ACLs are not ours).
+var xattrNamespaces = []string{"user.", "trusted.", "security."}
+
+// checkXattrName is the errno Linux gives for a name it does not take: too
+// long, a known namespace with nothing after it, or an unknown namespace.
+func checkXattrName(attr string) syscall.Errno {
 	if len(attr) > MaxXattrName {
-		return 0, syscall.ERANGE
+		return syscall.ERANGE
+	}
+	for _, ns := range xattrNamespaces {
+		if strings.HasPrefix(attr, ns) {
+			if len(attr) == len(ns) {
+				return syscall.EINVAL
+			}
+			return 0
+		}
+	}
+	return syscall.EOPNOTSUPP
+}
+
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if errno := checkXattrName(attr); errno != 0 {
+		return 0, errno
 	}
 	var val []byte
 	if errno := n.view(func(v *vos.View) error {
@@ -338,11 +360,10 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 }
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if errno := checkXattrName(attr); errno != 0 {
+		return errno
+	}
 	switch {
-	case attr == "":
-		return syscall.EINVAL
-	case len(attr) > MaxXattrName:
-		return syscall.ERANGE
 	case len(data) > MaxXattrValue:
 		return syscall.E2BIG
 	case flags&^uint32(xattrCreate|xattrReplace) != 0 || flags == xattrCreate|xattrReplace:
@@ -404,8 +425,8 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	if len(attr) > MaxXattrName {
-		return syscall.ERANGE
+	if errno := checkXattrName(attr); errno != 0 {
+		return errno
 	}
 	p := xattrPath(n.oid, attr)
 	return n.update(ctx, func(*vos.PredicateResult) syscall.Errno { return syscall.ENODATA }, func(tx *vos.Tx) error {

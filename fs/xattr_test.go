@@ -92,6 +92,15 @@ func TestXattrs(t *testing.T) {
 	requireErrno(t, syscall.ERANGE, err)
 	requireErrno(t, syscall.ERANGE, unix.Lsetxattr(p, "user."+strings.Repeat("n", 251), []byte("x"), 0), "name of 256 bytes")
 	requireErrno(t, syscall.E2BIG, unix.Lsetxattr(p, "user.huge", make([]byte, 70000), 0))
+	// Names outside the namespaces, or a namespace alone, as on ext4.
+	requireErrno(t, syscall.EOPNOTSUPP, unix.Lsetxattr(p, "bogus.name", []byte("x"), 0), "unknown namespace")
+	requireErrno(t, syscall.EOPNOTSUPP, unix.Lsetxattr(p, "noprefix", []byte("x"), 0), "no namespace")
+	_, err = get(p, "bogus.name")
+	requireErrno(t, syscall.EOPNOTSUPP, err, "get in an unknown namespace")
+	requireErrno(t, syscall.EOPNOTSUPP, unix.Lremovexattr(p, "bogus.name"), "remove in an unknown namespace")
+	requireErrno(t, syscall.EINVAL, unix.Lsetxattr(p, "user.", []byte("x"), 0), "namespace alone")
+	require.NoError(t, unix.Lsetxattr(p, "security.label", []byte("x"), 0))
+	require.NoError(t, unix.Lremovexattr(p, "security.label"))
 
 	// Remove.
 	before := lstat(t, p)
