@@ -97,6 +97,8 @@ func ParseOptions(opts *Options, list string) (rest []string, err error) {
 			opts.MaxWrite = int(n)
 		case "allow_other":
 			opts.AllowOther = true
+		case "noallow_other":
+			opts.AllowOther = false
 		case "noatime":
 			opts.NoAtime = true
 		case "atime", "relatime":

@@ -39,7 +39,8 @@ Options (-o, comma-separated; -o may be repeated):
   attr_timeout=SECS   kernel cache of attributes (default 1)
   writeback_cache     let the kernel cache writes (nowriteback_cache: not)
   max_write=SIZE      largest write request (4 KiB..1 MiB, default 1 MiB)
-  allow_other         let other users than the mounter in
+  allow_other         let other users than the mounter in (the default
+                      when root mounts; noallow_other: only the mounter)
   ro, rw              read-only or read-write (default rw)
   debug               log every FUSE request
 Generic mount options (defaults, dev, nodev, suid, nosuid, exec, noexec,
@@ -158,10 +159,20 @@ func parseMountOptions(list string) (fs.Options, testOptions, error) {
 	return opts, test, err
 }
 
+// defaultMountOptions are the options of a mount with no -o. Mounted by
+// root, the filesystem lets every user in (allow_other) and the kernel
+// checks their permissions against the modes, as for a disk filesystem;
+// without it, the kernel turns away every user but the mounter.
+func defaultMountOptions() fs.Options {
+	opts := fs.DefaultOptions()
+	opts.AllowOther = os.Geteuid() == 0
+	return opts
+}
+
 // mountOptions parses an -o list: vosfs's own options, and generic mount
 // options, which are accepted and ignored. Anything else is an error.
 func mountOptions(list string) (fs.Options, error) {
-	opts := fs.DefaultOptions()
+	opts := defaultMountOptions()
 	rest, err := fs.ParseOptions(&opts, list)
 	if err != nil {
 		return opts, err

@@ -141,6 +141,19 @@ func TestMountLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, hello, got)
 
+	// Mounted by root, the filesystem lets other users in (allow_other).
+	// The test's directories are private, so the other user reaches the
+	// mount through a descriptor of it.
+	mpDir, err := os.Open(mp)
+	require.NoError(t, err)
+	cat := exec.Command("cat", "/dev/fd/3/hello.txt")
+	cat.ExtraFiles = []*os.File{mpDir}
+	cat.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cat.CombinedOutput()
+	mpDir.Close()
+	require.NoError(t, err, "another user reads through the mount: %s", out)
+	assert.Equal(t, hello, out)
+
 	// stat reaches the daemon through its socket, by mount point or pool.
 	r = vosfs(t, "stat", mp)
 	require.Equal(t, 0, r.code, "%v", r)

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -56,7 +57,12 @@ func TestHelperName(t *testing.T) {
 func TestMountOptions(t *testing.T) {
 	opts, err := mountOptions("")
 	require.NoError(t, err)
-	assert.Equal(t, fs.DefaultOptions(), opts)
+	want := fs.DefaultOptions()
+	want.AllowOther = os.Geteuid() == 0
+	assert.Equal(t, want, opts, "defaults: allow_other when root")
+	opts, err = mountOptions("noallow_other")
+	require.NoError(t, err)
+	assert.False(t, opts.AllowOther)
 
 	opts, err = mountOptions("defaults,commit=async,threshold=64KiB,attr_timeout=0.5,ro,allow_other")
 	require.NoError(t, err)
@@ -71,7 +77,7 @@ func TestMountOptions(t *testing.T) {
 		"noatime,relatime,x-systemd.automount,x-systemd.requires=network.target,comment=foo,user=alice"
 	opts, err = mountOptions(generic)
 	require.NoError(t, err)
-	assert.Equal(t, fs.DefaultOptions(), opts)
+	assert.Equal(t, want, opts)
 
 	for _, bad := range []string{"frobnicate", "commit=sync,bogus=1", "x-", "commit=maybe", "threshold=banana", "max_write=2MiB"} {
 		_, err := mountOptions(bad)

@@ -23,7 +23,7 @@ func TestParseMountOptionsPowerCut(t *testing.T) {
 
 	opts, test, err = parseMountOptions("")
 	require.NoError(t, err)
-	assert.Equal(t, fs.DefaultOptions(), opts)
+	assert.Equal(t, defaultMountOptions(), opts)
 	assert.Nil(t, test.powerCut)
 
 	for _, bad := range []string{"powercut", "powercut=", "powercut=x", "powercut=1,frobnicate"} {
