@@ -127,12 +127,13 @@ const aggregateInterval = 5 * time.Second
 // aggregate, and its pool would fill with versions nobody can see.
 func (f *FS) aggregateLoop() {
 	defer close(f.aggDone)
+	stop := f.stopAgg // Close clears the field once the loop has ended
 	// Close cancels a pass between its rounds rather than waiting for it.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
 		select {
-		case <-f.stopAgg:
+		case <-stop:
 			cancel()
 		case <-ctx.Done():
 		}
@@ -144,7 +145,7 @@ func (f *FS) aggregateLoop() {
 			_, _ = f.aggregate(ctx)
 		}
 		select {
-		case <-f.stopAgg:
+		case <-stop:
 			return
 		case <-t.C:
 		}

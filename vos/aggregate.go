@@ -50,11 +50,12 @@ func (a aggAction) weight() int {
 // between rounds.
 func (s *Store) aggregateLoop() {
 	defer close(s.stopped)
+	stop := s.stop // Close clears the field once the loop has ended
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
 		select {
-		case <-s.stop:
+		case <-stop:
 			cancel()
 		case <-ctx.Done():
 		}
@@ -66,7 +67,7 @@ func (s *Store) aggregateLoop() {
 			_, _ = s.Aggregate(ctx)
 		}
 		select {
-		case <-s.stop:
+		case <-stop:
 			return
 		case <-t.C:
 		}
