@@ -98,6 +98,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("data blob size %d is below the minimum %d", c.DataSize, MinDataSize+DataOffset)
 	case c.MetaSize < MinMetaSize || c.MetaSize > MaxMetaSize:
 		return fmt.Errorf("metadata blob size %d is outside [%d, %d]", c.MetaSize, MinMetaSize, uint64(MaxMetaSize))
+	case c.MetaSize < MinMetaSizeFor(c.DataSize):
+		return fmt.Errorf("metadata blob size %d cannot hold the allocation bitmap of a %d-byte data blob and an arena: it needs %d",
+			c.MetaSize, c.DataSize, MinMetaSizeFor(c.DataSize))
 	case c.WALSize < wal.RingOffset+wal.MinRingSize:
 		return fmt.Errorf("log blob size %d is below the minimum %d", c.WALSize, wal.RingOffset+wal.MinRingSize)
 	case c.RecordLimit < BlockSize || c.RecordLimit > wal.MaxRecordSize:

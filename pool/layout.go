@@ -137,6 +137,18 @@ func computeLayout(heapSize, dataBlocks uint64) (Layout, error) {
 
 func alignUp(n, a uint64) uint64 { return (n + a - 1) / a * a }
 
+// MinArenaSize is the least arena a pool's heap keeps beside the data
+// blob's allocation bitmap.
+const MinArenaSize = 512 << 10
+
+// MinMetaSizeFor is the smallest metadata blob for a data blob of
+// dataSize bytes: its heap holds the data blob's allocation bitmap (one
+// bit per block) and still an arena of MinArenaSize.
+func MinMetaSizeFor(dataSize uint64) uint64 {
+	blocks := (dataSize&^(BlockSize-1) - min(dataSize&^(BlockSize-1), DataOffset)) / BlockSize
+	return HeapOffset + BlockSize + alignUp((blocks+7)/8, BlockSize) + MinArenaSize
+}
+
 func (l Layout) encodeSuper() []byte {
 	b := make([]byte, superLen)
 	copy(b, heapMagic)

@@ -60,9 +60,26 @@ func TestCreateRejectsBadGeometry(t *testing.T) {
 		{MetaSize: 4096},
 		{WALSize: 64 << 10},
 		{WALSize: 1 << 20, RecordLimit: 1 << 20},
+		{DataSize: 100 << 40, MetaSize: 256 << 20}, // its bitmap alone is 3.1 GiB
 	} {
-		err := Create(blob.NewMemFS(1), "pool", cfg)
+		mfs := blob.NewMemFS(1)
+		err := Create(mfs, "pool", cfg)
 		require.ErrorIs(t, err, ErrBadPool, "%+v", cfg)
+		_, err = mfs.Stat("pool")
+		require.ErrorIs(t, err, fs.ErrNotExist, "a refused geometry leaves nothing behind")
+	}
+}
+
+func TestMinMetaSizeFor(t *testing.T) {
+	for _, data := range []uint64{MinDataSize + DataOffset, DefaultDataSize, 1 << 40, 100 << 40} {
+		meta := max(MinMetaSizeFor(data), MinMetaSize)
+		l, err := computeLayout(meta-HeapOffset, (data-DataOffset)/BlockSize)
+		require.NoError(t, err, "data %d, meta %d", data, meta)
+		require.GreaterOrEqual(t, l.ArenaSize, uint64(MinArenaSize)*3/4, "data %d: the arena is most of MinArenaSize", data)
+		require.NoError(t, (&Config{DataSize: data, MetaSize: meta, WALSize: DefaultWALSize, RecordLimit: DefaultRecordLimit}).validate())
+		if meta > MinMetaSize {
+			require.Error(t, (&Config{DataSize: data, MetaSize: meta - BlockSize, WALSize: DefaultWALSize, RecordLimit: DefaultRecordLimit}).validate())
+		}
 	}
 }
 

@@ -165,6 +165,8 @@ func TestMkfsBadArguments(t *testing.T) {
 		{[]string{"--meta-size", "512KiB", dir}, 1, "metadata size 512 KiB is below the minimum 1.0 MiB"},
 		{[]string{"--meta-size", "1TiB", dir}, 1, "metadata size 1.0 TiB is above the maximum 64 GiB"},
 		{[]string{"--wal-size", "64KiB", dir}, 1, "log size 64 KiB is below the minimum"},
+		{[]string{"--size", "100TiB", "--meta-size", "256MiB", dir}, 1,
+			"vosfs: metadata size 256 MiB is too small for a data blob of 100 TiB: the heap holds its allocation bitmap; give --meta-size 3.1 GiB or more"},
 		{[]string{"--wal-size", "16MiB", "--record-limit", "8MiB", dir}, 1, "record limit 8.0 MiB is more than a quarter of the log ring"},
 		{[]string{"--record-limit", "32MiB", dir}, 1, "record limit 32 MiB is above the maximum 16 MiB"},
 		{[]string{"--size", "0", dir}, 2, "size must be more than zero"},
@@ -181,6 +183,18 @@ func TestMkfsBadArguments(t *testing.T) {
 		})
 	}
 	assert.NoDirExists(t, dir, "a refused mkfs created the pool directory")
+}
+
+// TestMkfsScalesMetadata: without --meta-size, a data blob whose
+// allocation bitmap would crowd the default heap gets a bigger one.
+func TestMkfsScalesMetadata(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pool")
+	r := vosfs(t, "mkfs", "--fill", "sparse", "--size", "5TiB", dir)
+	require.Equal(t, 0, r.code, "%v", r)
+	assert.Equal(t, "created pool "+dir+": data 5.0 TiB, metadata 321 MiB, log 64 MiB\n", r.stdout)
+	r = vosfs(t, "fsck", dir)
+	require.Equal(t, 0, r.code, "%v", r)
+	assert.Contains(t, r.stdout, "clean, 1 object, data 0 B used / 5.0 TiB free")
 }
 
 func TestFsckFreshPool(t *testing.T) {

@@ -49,7 +49,7 @@ func runMkfs(c *command, args []string) error {
 	recordLimit := &sizeFlag{}
 	fl.Var(size, "size", "size of the data blob")
 	fl.Var(walSize, "wal-size", "size of the log blob")
-	fl.Var(metaSize, "meta-size", "size of the metadata blob (held in memory while mounted)")
+	fl.Var(metaSize, "meta-size", "size of the metadata blob (held in memory while mounted; default 256 MiB, more for a data blob past 4 TiB)")
 	fl.Var(recordLimit, "record-limit", "largest log record, one transaction's changes (default 4 MiB, or an eighth of the log if less)")
 	fill := fl.String("fill", "zero", "how the blobs get their space: zero (written now) or sparse (on first use)")
 	force := fl.Bool("force", false, "replace an existing pool, destroying its contents")
@@ -60,6 +60,11 @@ func runMkfs(c *command, args []string) error {
 	dir, err := absDir(arg)
 	if err != nil {
 		return err
+	}
+	if !metaSize.set {
+		// A data blob past a few TiB needs more heap for its allocation
+		// bitmap than the default leaves: twice the least it needs.
+		metaSize.n = min(max(metaSize.n, 2*pool.MinMetaSizeFor(size.n)), pool.MaxMetaSize)
 	}
 	cfg := pool.Config{DataSize: size.n, WALSize: walSize.n, MetaSize: metaSize.n}
 	if cfg.Fill, err = pool.ParseFill(*fill); err != nil {
@@ -102,6 +107,9 @@ func checkConfig(cfg pool.Config) error {
 		return fmt.Errorf("metadata size %s is below the minimum %s", exactBytes(cfg.MetaSize), exactBytes(pool.MinMetaSize))
 	case cfg.MetaSize > pool.MaxMetaSize:
 		return fmt.Errorf("metadata size %s is above the maximum %s", exactBytes(cfg.MetaSize), exactBytes(pool.MaxMetaSize))
+	case cfg.MetaSize < pool.MinMetaSizeFor(cfg.DataSize):
+		return fmt.Errorf("metadata size %s is too small for a data blob of %s: the heap holds its allocation bitmap; give --meta-size %s or more",
+			humanize.IBytes(cfg.MetaSize), humanize.IBytes(cfg.DataSize), humanize.IBytes(pool.MinMetaSizeFor(cfg.DataSize)))
 	case cfg.WALSize&^(block-1) < minWAL:
 		return fmt.Errorf("log size %s is below the minimum %s", exactBytes(cfg.WALSize), exactBytes(minWAL))
 	}
