@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"vosfs/blob"
+	"vosfs/internal/fusetest"
 	"vosfs/pool"
 )
 
@@ -390,7 +391,7 @@ func aceDiff(got string, states []string, done int) string {
 }
 
 func TestACESingleOps(t *testing.T) {
-	requireFUSE(t)
+	fusetest.Require(t)
 	mnt := t.TempDir()
 	states := 0
 	for _, op := range aceOps() {
@@ -405,7 +406,7 @@ func TestACEPairs(t *testing.T) {
 	if os.Getenv("VOSFS_ACE_PAIRS") == "" {
 		t.Skip("set VOSFS_ACE_PAIRS=1 for the two-operation enumeration (long)")
 	}
-	requireFUSE(t)
+	fusetest.Require(t)
 	mnt := t.TempDir()
 	states := 0
 	ops := aceOps()

@@ -9,22 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"vosfs/blob"
+	"vosfs/internal/fusetest"
 	"vosfs/pool"
 )
-
-// requireFUSE skips a test that needs /dev/fuse and root, except under CI,
-// where a skipped mount test is a failure.
-func requireFUSE(t testing.TB) {
-	t.Helper()
-	_, err := os.Stat("/dev/fuse")
-	if err == nil && os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("CI requires FUSE: /dev/fuse: %v, euid %d", err, os.Geteuid())
-	}
-	t.Skipf("needs /dev/fuse and root (/dev/fuse: %v, euid %d)", err, os.Geteuid())
-}
 
 // mounted is a filesystem mounted for a test.
 type mounted struct {
@@ -50,7 +37,7 @@ func mountTest(t testing.TB, opts Options) *mounted {
 
 // mountTestConfig is mountTest on a pool made with cfg.
 func mountTestConfig(t testing.TB, opts Options, cfg pool.Config) *mounted {
-	requireFUSE(t)
+	fusetest.Require(t)
 	// VOSFS_TEST_COMMIT=async runs the suite's default mounts with
 	// commit=async.
 	if os.Getenv("VOSFS_TEST_COMMIT") == "async" {

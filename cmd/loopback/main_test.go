@@ -8,30 +8,15 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/stretchr/testify/require"
-)
 
-func requireFUSE(t *testing.T) {
-	t.Helper()
-	why := ""
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		why = "no /dev/fuse"
-	} else if os.Geteuid() != 0 {
-		why = "not root"
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("cannot mount under CI: %s", why)
-	}
-	t.Skip(why)
-}
+	"vosfs/internal/fusetest"
+)
 
 // TestMount: files written, renamed across directories and read back
 // through the mount, with and without passthrough; without it every node
 // is an fdNode, whose files decline passthrough.
 func TestMount(t *testing.T) {
-	requireFUSE(t)
+	fusetest.Require(t)
 	for _, pt := range []bool{true, false} {
 		t.Run(map[bool]string{true: "passthrough", false: "no-passthrough"}[pt], func(t *testing.T) {
 			orig, mnt := t.TempDir(), t.TempDir()

@@ -17,26 +17,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// requireFUSE skips a test that mounts when this machine cannot (no
-// /dev/fuse, or not root), except under CI, where that is a failure.
-func requireFUSE(t *testing.T) {
-	t.Helper()
-	why := ""
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		why = "no /dev/fuse"
-	} else if os.Geteuid() != 0 {
-		why = "not root"
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s: CI requires FUSE", why)
-	}
-	t.Skipf("%s: mount tests need FUSE and root", why)
-}
+	"vosfs/internal/fusetest"
+)
 
 // mounted reports whether a vosfs filesystem is mounted at mp, and its
 // source.
@@ -112,7 +95,7 @@ func readLog(t *testing.T, dir string) string {
 }
 
 func TestMountLifecycle(t *testing.T) {
-	requireFUSE(t)
+	fusetest.Require(t)
 	dir := mkfsSmall(t)
 	base := t.TempDir()
 	mp, mp2 := filepath.Join(base, "mnt"), filepath.Join(base, "mnt2")
@@ -233,7 +216,7 @@ func TestMountLifecycle(t *testing.T) {
 }
 
 func TestMountMkfsAndSignal(t *testing.T) {
-	requireFUSE(t)
+	fusetest.Require(t)
 	base := t.TempDir()
 	dir, mp := filepath.Join(base, "pool"), filepath.Join(base, "mnt")
 	require.NoError(t, os.Mkdir(mp, 0o755))
@@ -270,7 +253,7 @@ func TestMountMkfsAndSignal(t *testing.T) {
 }
 
 func TestMountForeground(t *testing.T) {
-	requireFUSE(t)
+	fusetest.Require(t)
 	dir := mkfsSmall(t)
 	mp := filepath.Join(t.TempDir(), "mnt")
 	require.NoError(t, os.Mkdir(mp, 0o755))
@@ -319,7 +302,7 @@ func readLogIfAny(dir string) string {
 }
 
 func TestMountAfterCrash(t *testing.T) {
-	requireFUSE(t)
+	fusetest.Require(t)
 	dir := mkfsSmall(t)
 	mp := filepath.Join(t.TempDir(), "mnt")
 	require.NoError(t, os.Mkdir(mp, 0o755))
@@ -354,7 +337,7 @@ func TestMountAfterCrash(t *testing.T) {
 }
 
 func TestProfileOfAMountedPool(t *testing.T) {
-	requireFUSE(t)
+	fusetest.Require(t)
 	dir := mkfsSmall(t)
 	mp := filepath.Join(t.TempDir(), "mnt")
 	require.NoError(t, os.Mkdir(mp, 0o755))
