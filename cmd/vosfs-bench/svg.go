@@ -24,12 +24,12 @@ const (
 // seriesColors are the fills of the series, in order.
 var seriesColors = []string{"#3b6fb6", "#e08a2c", "#5a9e4b", "#b5485d"}
 
-// chartSeries are the ratios the chart draws: each vosfs target over
-// loopback, when both are in the report.
+// chartSeries are the ratios the chart draws: each vosfs target over each
+// loopback (with and without passthrough) in the report.
 func (r *report) chartSeries() []ratio {
 	var qs []ratio
 	for _, q := range r.ratios() {
-		if q.den == targetLoopback {
+		if q.den == targetLoopback || q.den == targetLoopbackFd {
 			qs = append(qs, q)
 		}
 	}
@@ -43,7 +43,11 @@ func (r *report) writeSVG(w io.Writer) error {
 	series := r.chartSeries()
 	groupWidth := float64(len(series)*svgBarWidth + svgGroupGap)
 	plotWidth := groupWidth * float64(max(len(r.Jobs), 1))
-	width := max(svgLeft+plotWidth+svgRight, svgMinWidth)
+	legendWidth := 0.0
+	for _, q := range series {
+		legendWidth += legendItemWidth(q)
+	}
+	width := max(svgLeft+plotWidth+svgRight, svgMinWidth, svgLeft+legendWidth)
 	height := float64(svgTop + svgPlot + svgBottom)
 	baseY := float64(svgTop + svgPlot)
 
@@ -64,16 +68,16 @@ func (r *report) writeSVG(w io.Writer) error {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="sans-serif" font-size="12">`+"\n",
 		width, height, width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="15" font-weight="bold">vosfs relative to loopback</text>`+"\n", svgLeft)
+	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="15" font-weight="bold">vosfs relative to go-fuse's loopback</text>`+"\n", svgLeft)
 	fmt.Fprintf(&b, `<text x="%d" y="42" font-size="11" fill="#555">%s</text>`+"\n", svgLeft,
-		esc("median bandwidth or IOPS of each job over loopback's; above 1, vosfs is faster"))
+		esc("median bandwidth or IOPS of each job over loopback's, with passthrough and without; above 1, vosfs is faster"))
 
 	// Legend.
 	lx := float64(svgLeft)
 	for i, q := range series {
 		fmt.Fprintf(&b, `<rect x="%.1f" y="54" width="14" height="14" fill="%s"/>`+"\n", lx, seriesColors[i%len(seriesColors)])
 		fmt.Fprintf(&b, `<text x="%.1f" y="66">%s</text>`+"\n", lx+20, esc(q.num+" / "+q.den))
-		lx += 20 + 7*float64(len(q.String())+2) + 28
+		lx += legendItemWidth(q)
 	}
 	if len(series) == 0 {
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" fill="#666">%s</text>`+"\n", svgLeft, baseY-svgPlot/2,
@@ -85,7 +89,7 @@ func (r *report) writeSVG(w io.Writer) error {
 		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#e4e4e4"/>`+"\n", svgLeft, y(v), svgLeft+plotWidth, y(v))
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" fill="#444">%s</text>`+"\n", svgLeft-8, y(v)+4, trimFloat(v))
 	}
-	fmt.Fprintf(&b, `<text transform="translate(16 %.1f) rotate(-90)" text-anchor="middle" fill="#444">ratio to loopback</text>`+"\n", baseY-svgPlot/2)
+	fmt.Fprintf(&b, `<text transform="translate(16 %.1f) rotate(-90)" text-anchor="middle" fill="#444">ratio to the loopback</text>`+"\n", baseY-svgPlot/2)
 
 	// The line at 1, where vosfs matches loopback, behind the bars.
 	fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#c0392b" stroke-width="1.5" stroke-dasharray="6 4"/>`+"\n", svgLeft, y(1), svgLeft+plotWidth, y(1))
@@ -142,4 +146,10 @@ func esc(s string) string {
 	var b bytes.Buffer
 	_ = xml.EscapeText(&b, []byte(s))
 	return b.String()
+}
+
+// legendItemWidth is the room one series takes in the legend: its swatch,
+// its name at about 7 px a character, and a gap.
+func legendItemWidth(q ratio) float64 {
+	return 20 + 7*float64(len(q.String())+2) + 28
 }
