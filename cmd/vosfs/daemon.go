@@ -154,7 +154,9 @@ func runDaemon(cfg daemonConfig, n *notifier) (err error) {
 	if ctl != nil {
 		ctl.Close()
 	}
-	removePID(dir)
+	// The pid file goes last, once the pool's lock is released: whoever
+	// waits for it to go (a script about to run fsck) finds the pool free.
+	defer removePID(dir)
 	if err := f.Close(); err != nil {
 		logger.Printf("closing the filesystem: %v", err)
 	}
