@@ -53,9 +53,9 @@ type FS struct {
 	snapOnce sync.Once
 	snaps    *snapDir
 
-	aggMu   sync.Mutex    // one aggregation at a time, and none during Check
-	stopAgg chan struct{} // closed to stop aggregateLoop
-	aggDone chan struct{} // closed when it stopped
+	aggMu   sync.Mutex         // one aggregation at a time, and none during Check
+	stopAgg context.CancelFunc // stops aggregateLoop, between rounds of a pass
+	aggDone chan struct{}      // closed when it stopped
 
 	mu       sync.Mutex
 	open     map[uint64]int // guarded by mu: open file handles per inode
@@ -110,8 +110,9 @@ func New(p *pool.Pool, opts Options) (*FS, error) {
 	}
 	f.root = &node{fs: f, oid: RootOID}
 	if !opts.ReadOnly {
-		f.stopAgg, f.aggDone = make(chan struct{}), make(chan struct{})
-		go f.aggregateLoop()
+		ctx, cancel := context.WithCancel(context.Background())
+		f.stopAgg, f.aggDone = cancel, make(chan struct{})
+		go f.aggregateLoop(ctx)
 	}
 	return f, nil
 }
@@ -121,23 +122,14 @@ func New(p *pool.Pool, opts Options) (*FS, error) {
 const aggregateInterval = 5 * time.Second
 
 // aggregateLoop runs a pass of aggregation every aggregateInterval until
-// stopAgg is closed. The first pass starts at once rather than an interval after the mount:
-// a daemon that is killed or unmounted sooner than every interval (a
-// crash loop, a script mounting for each command) would otherwise never
-// aggregate, and its pool would fill with versions nobody can see.
-func (f *FS) aggregateLoop() {
+// ctx is cancelled (Close cancels a pass between its rounds rather than
+// waiting for it). The first pass starts at once rather than an interval
+// after the mount: a daemon that is killed or unmounted sooner than every
+// interval (a crash loop, a script mounting for each command) would
+// otherwise never aggregate, and its pool would fill with versions nobody
+// can see.
+func (f *FS) aggregateLoop(ctx context.Context) {
 	defer close(f.aggDone)
-	stop := f.stopAgg // Close clears the field once the loop has ended
-	// Close cancels a pass between its rounds rather than waiting for it.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	t := time.NewTicker(aggregateInterval)
 	defer t.Stop()
 	for {
@@ -145,7 +137,7 @@ func (f *FS) aggregateLoop() {
 			_, _ = f.aggregate(ctx)
 		}
 		select {
-		case <-stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
@@ -186,7 +178,7 @@ func (f *FS) Pool() *pool.Pool { return f.p }
 // Close stops the background work; the caller closes the pool.
 func (f *FS) Close() error {
 	if f.stopAgg != nil {
-		close(f.stopAgg)
+		f.stopAgg()
 		<-f.aggDone
 		f.stopAgg = nil
 	}

@@ -46,20 +46,10 @@ func (a aggAction) weight() int {
 
 // aggregateLoop runs a pass of aggregation every AggregateInterval, the
 // first at once (a store opened for less than an interval at a time would
-// otherwise never aggregate), until stop is closed; Close cancels a pass
+// otherwise never aggregate), until ctx is cancelled; Close cancels a pass
 // between rounds.
-func (s *Store) aggregateLoop() {
+func (s *Store) aggregateLoop(ctx context.Context) {
 	defer close(s.stopped)
-	stop := s.stop // Close clears the field once the loop has ended
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	t := time.NewTicker(s.opts.AggregateInterval)
 	defer t.Stop()
 	for {
@@ -67,7 +57,7 @@ func (s *Store) aggregateLoop() {
 			_, _ = s.Aggregate(ctx)
 		}
 		select {
-		case <-stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}

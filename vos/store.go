@@ -90,8 +90,8 @@ type Store struct {
 	oidNext uint64 // guarded by oidMu: next ID of the reserved batch
 	oidEnd  uint64 // guarded by oidMu: end of the reserved batch
 
-	aggMu   sync.Mutex // one aggregation at a time
-	stop    chan struct{}
+	aggMu   sync.Mutex         // one aggregation at a time
+	stop    context.CancelFunc // stops aggregateLoop, between rounds of a pass
 	stopped chan struct{}
 
 	foldReq     chan Path     // nil when FoldChain is negative
@@ -147,8 +147,9 @@ func Open(p *pool.Pool, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if opts.AggregateInterval > 0 {
-		s.stop, s.stopped = make(chan struct{}), make(chan struct{})
-		go s.aggregateLoop()
+		ctx, cancel := context.WithCancel(context.Background())
+		s.stop, s.stopped = cancel, make(chan struct{})
+		go s.aggregateLoop(ctx)
 	}
 	if opts.FoldChain > 0 {
 		s.foldReq, s.foldPending = make(chan Path, foldQueue), map[string]bool{}
@@ -161,7 +162,7 @@ func Open(p *pool.Pool, opts Options) (*Store, error) {
 // Close stops background aggregation. The pool stays open.
 func (s *Store) Close() error {
 	if s.stop != nil {
-		close(s.stop)
+		s.stop()
 		<-s.stopped
 		s.stop = nil
 	}

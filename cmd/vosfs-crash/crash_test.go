@@ -10,27 +10,21 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"vosfs/internal/fusetest"
 )
 
-// needFUSE skips a test that mounts unless it runs as root with /dev/fuse;
-// under CI (the environment variable CI set) that is a failure instead.
+// needFUSE skips a test that mounts unless it runs as root with /dev/fuse
+// (fusetest.Require) and has umount to detach a killed daemon's mount.
 func needFUSE(t *testing.T) {
 	t.Helper()
-	why := ""
-	if os.Geteuid() != 0 {
-		why = "not root"
-	} else if _, err := os.Stat("/dev/fuse"); err != nil {
-		why = "no /dev/fuse"
-	} else if _, err := exec.LookPath("umount"); err != nil {
-		why = "no umount"
+	fusetest.Require(t)
+	if _, err := exec.LookPath("umount"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("crash test cannot run under CI: no umount")
+		}
+		t.Skip("crash test needs umount")
 	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("crash test cannot run under CI: %s", why)
-	}
-	t.Skipf("crash test needs root and /dev/fuse: %s", why)
 }
 
 // lineWriter logs each line written to it.
