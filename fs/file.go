@@ -30,8 +30,8 @@ type handle struct {
 	counted bool // in FS.open: a live inode's (a snapshot's are not)
 }
 
-// dirHandle is an open directory: the listing read at open (or at the
-// last rewind) and the position in it. Entry i has offset i+1.
+// dirHandle is an open directory: the listing read by the last read at
+// offset 0 and the position in it. Entry i has offset i+1.
 type dirHandle struct {
 	n       *node
 	entries []fuse.DirEntry
@@ -172,13 +172,20 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 }
 
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	d := &dirHandle{n: n}
-	if errno := d.load(); errno != 0 {
+	// The listing is read by the first read, not here: a rewinddir is an
+	// lseek the kernel keeps to itself, so a read at offset 0 is the only
+	// sign of one, and it must see the names added and removed since the
+	// open (POSIX). The open only checks that the directory is there.
+	if errno := n.view(func(v *vos.View) error {
+		_, err := loadInode(v, n.oid)
+		return err
+	}); errno != 0 {
 		return nil, 0, errno
 	}
-	return d, 0, 0
+	return &dirHandle{n: n}, 0, 0
 }
 
+// load reads the listing afresh and goes to its start.
 func (d *dirHandle) load() syscall.Errno {
 	entries, errno := d.n.readdir()
 	if errno != 0 {
@@ -192,6 +199,13 @@ func (d *dirHandle) load() syscall.Errno {
 }
 
 func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	// The bridge asks for the first entry only for a read at offset 0:
+	// after the open, after a rewind, or after a seekdir to 0.
+	if d.pos == 0 {
+		if errno := d.load(); errno != 0 {
+			return nil, errno
+		}
+	}
 	if d.pos >= len(d.entries) {
 		return nil, 0
 	}
@@ -200,12 +214,9 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	return &e, 0
 }
 
-// Seekdir moves to an offset of the listing; a rewind (offset 0) reads the
-// directory again, so it sees the changes since the open.
+// Seekdir moves to an offset of the listing; offset 0 is the start, which
+// the next read lists afresh.
 func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	if off == 0 {
-		return d.load()
-	}
 	d.pos = int(min(off, uint64(len(d.entries))))
 	return 0
 }
