@@ -225,6 +225,12 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 	// security.capability before every write: one GETXATTR round trip
 	// less per write (4 KiB writes: +20%).
 	mo.ExtraCapabilities |= fuse.CAP_HANDLE_KILLPRIV_V2
+	// A file opened with O_DIRECT is served without the page cache
+	// (FOPEN_DIRECT_IO), and may still be mapped as on a local
+	// filesystem: the kernel then keeps the mapping's pages coherent
+	// with the direct reads and writes (kernels before 6.6 refuse the
+	// mmap with ENODEV).
+	mo.ExtraCapabilities |= fuse.CAP_DIRECT_IO_ALLOW_MMAP
 	if f.opts.Logger != nil {
 		mo.Logger = f.opts.Logger
 	}

@@ -1,0 +1,144 @@
+package fs
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// TestRewinddir: a read at offset 0 of an open directory (after the open,
+// after a rewinddir) lists the names created and removed since the open,
+// also when they change while the stream is being read (POSIX rewinddir;
+// Linux's filesystems do the same).
+func TestRewinddir(t *testing.T) {
+	m := mountTest(t, DefaultOptions())
+	dir := m.path("d")
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	want := map[string]bool{".": true, "..": true}
+	for i := 0; i < 50; i++ {
+		name := fmt.Sprintf("old-%02d", i)
+		writeFile(t, filepath.Join(dir, name), nil)
+		want[name] = true
+	}
+	set := func() []string {
+		var out []string
+		for n := range want {
+			out = append(out, n)
+		}
+		sort.Strings(out)
+		return out
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	require.NoError(t, err)
+	defer unix.Close(fd)
+
+	// Changes between the open and the first read are seen by it, and
+	// by a read after a rewind that comes before any read.
+	writeFile(t, filepath.Join(dir, "after-open"), nil)
+	want["after-open"] = true
+	require.NoError(t, os.Remove(filepath.Join(dir, "old-00")))
+	delete(want, "old-00")
+	_, err = unix.Seek(fd, 0, 0)
+	require.NoError(t, err)
+	require.Equal(t, set(), readNames(t, fd))
+
+	// Concurrent creates and removes while the stream is read in small
+	// pieces; once they are done, a rewind sees exactly their result.
+	for round := 0; round < 3; round++ {
+		var wg sync.WaitGroup
+		errs := make(chan error, 2)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 40; i++ {
+				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("new-%d-%02d", round, i)), nil, 0o644); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for i := 1 + round*15; i < 1+(round+1)*15; i++ {
+				if err := os.Remove(filepath.Join(dir, fmt.Sprintf("old-%02d", i))); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+		_, err = unix.Seek(fd, 0, 0)
+		require.NoError(t, err)
+		_ = direntOffsets(t, fd, 0) // a listing racing with them: any mix is allowed
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+		for i := 0; i < 40; i++ {
+			want[fmt.Sprintf("new-%d-%02d", round, i)] = true
+		}
+		for i := 1 + round*15; i < 1+(round+1)*15; i++ {
+			delete(want, fmt.Sprintf("old-%02d", i))
+		}
+		_, err = unix.Seek(fd, 0, 0)
+		require.NoError(t, err)
+		require.Equal(t, set(), readNames(t, fd), "round %d", round)
+	}
+	require.Len(t, want, 2+50-46+1+120)
+
+	// A removed directory's open stream reads as Linux's do: ENOENT.
+	require.NoError(t, os.Mkdir(m.path("gone"), 0o755))
+	gfd, err := unix.Open(m.path("gone"), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	require.NoError(t, err)
+	defer unix.Close(gfd)
+	require.NoError(t, os.Remove(m.path("gone")))
+	_, err = unix.Getdents(gfd, make([]byte, 4096))
+	requireErrno(t, unix.ENOENT, err)
+}
+
+// TestMmapODirect: a file opened with O_DIRECT can be mapped (the kernel's
+// FUSE_DIRECT_IO_ALLOW_MMAP), and the mapping, direct reads and writes and
+// the page cache agree byte for byte.
+func TestMmapODirect(t *testing.T) {
+	m := mountTest(t, DefaultOptions())
+	p := m.path("f")
+	const n = 64 << 10
+	writeFile(t, p, pattern(3, n))
+	fd, err := unix.Open(p, unix.O_RDWR|unix.O_DIRECT, 0)
+	require.NoError(t, err)
+	defer unix.Close(fd)
+	mem, err := unix.Mmap(fd, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	require.NoError(t, err)
+	defer unix.Munmap(mem)
+	want := pattern(3, n)
+	requireBytes(t, want, mem, "mapping of an O_DIRECT file")
+
+	copy(mem[4096:], "through the mapping")
+	copy(want[4096:], "through the mapping")
+	require.NoError(t, unix.Msync(mem, unix.MS_SYNC))
+	r := alignedBuf(t, n)
+	got, err := unix.Pread(fd, r, 0)
+	require.NoError(t, err)
+	require.Equal(t, n, got)
+	requireBytes(t, want, r, "direct read after the mapping's write-back")
+
+	w := alignedBuf(t, 4096)
+	copy(w, pattern(9, 4096))
+	_, err = unix.Pwrite(fd, w, 8192)
+	require.NoError(t, err)
+	copy(want[8192:], w)
+	requireBytes(t, want, mem, "mapping after a direct write")
+	requireContent(t, want, p)
+
+	// A private mapping too.
+	priv, err := unix.Mmap(fd, 0, n, unix.PROT_READ, unix.MAP_PRIVATE)
+	require.NoError(t, err)
+	requireBytes(t, want, priv, "private mapping")
+	require.NoError(t, unix.Munmap(priv))
+}
