@@ -430,6 +430,9 @@ const (
 )
 
 func (n *node) Lseek(ctx context.Context, fh gofs.FileHandle, off uint64, whence uint32) (uint64, syscall.Errno) {
+	if errno := n.writeBackCached(off); errno != 0 {
+		return 0, errno
+	}
 	var res uint64
 	errno := n.view(func(v *vos.View) error {
 		b, _, err := v.Get(sizePath(n.oid))

@@ -142,3 +142,62 @@ func TestMmapODirect(t *testing.T) {
 	requireBytes(t, want, priv, "private mapping")
 	require.NoError(t, unix.Munmap(priv))
 }
+
+// TestSeekDirtyPages: SEEK_DATA and SEEK_HOLE see data written through a
+// mapping (and, with the writeback cache, by write) that the kernel has
+// not written back yet, at the offsets ext4 gives.
+func TestSeekDirtyPages(t *testing.T) {
+	for _, wb := range []bool{false, true} {
+		t.Run(fmt.Sprintf("writeback_cache=%v", wb), func(t *testing.T) {
+			opts := DefaultOptions()
+			opts.WritebackCache = wb
+			m := mountTest(t, opts)
+			p := m.path("f")
+			fd, err := unix.Open(p, unix.O_RDWR|unix.O_CREAT, 0o644)
+			require.NoError(t, err)
+			defer unix.Close(fd)
+			const size = 1 << 20
+			require.NoError(t, unix.Ftruncate(fd, size))
+			_, err = unix.Pwrite(fd, pattern(1, 4096), 0)
+			require.NoError(t, err)
+			seek := func(off int64, whence int) (int64, error) { return unix.Seek(fd, off, whence) }
+
+			mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+			require.NoError(t, err)
+			defer unix.Munmap(mem)
+			copy(mem[512<<10:], pattern(2, 100)) // dirty page, no msync
+			got, err := seek(4096, unix.SEEK_DATA)
+			require.NoError(t, err)
+			require.EqualValues(t, 512<<10, got, "SEEK_DATA finds the mapped write")
+			got, err = seek(512<<10, unix.SEEK_HOLE)
+			require.NoError(t, err)
+			require.EqualValues(t, 512<<10+4096, got, "SEEK_HOLE after the written page")
+			_, err = seek(512<<10+4096, unix.SEEK_DATA)
+			requireErrno(t, unix.ENXIO, err, "no data after it")
+
+			// The mapping still works, and its bytes are the file's.
+			copy(mem[900<<10:], pattern(3, 10))
+			got, err = seek(600<<10, unix.SEEK_DATA)
+			require.NoError(t, err)
+			require.EqualValues(t, 900<<10, got)
+			want := make([]byte, size)
+			copy(want, pattern(1, 4096))
+			copy(want[512<<10:], pattern(2, 100))
+			copy(want[900<<10:], pattern(3, 10))
+			requireBytes(t, want, mem, "mapping")
+			requireContent(t, want, p)
+
+			if wb {
+				// A cached write past the daemon's end of file.
+				_, err = unix.Pwrite(fd, pattern(4, 50), size+8192)
+				require.NoError(t, err)
+				got, err = seek(size, unix.SEEK_DATA)
+				require.NoError(t, err)
+				require.EqualValues(t, size+8192, got)
+				got, err = seek(size+8192, unix.SEEK_HOLE)
+				require.NoError(t, err)
+				require.EqualValues(t, size+8192+50, got)
+			}
+		})
+	}
+}
