@@ -39,6 +39,11 @@ func (f *FS) toErrno(err error) syscall.Errno {
 		return syscall.EINTR
 	case errors.Is(err, pool.ErrClosed):
 		return syscall.EIO
+	case errors.Is(err, vos.ErrChecksum):
+		// Damaged stored bytes: the store logged the place once and
+		// counted it; the reader gets EIO, never the bytes.
+		f.count(func(s *Stats) { s.Errors++ })
+		return syscall.EIO
 	}
 	f.count(func(s *Stats) { s.Errors++ })
 	f.logf("I/O error: %v", err)

@@ -82,6 +82,9 @@ func New(p *pool.Pool, opts Options) (*FS, error) {
 	// The filesystem runs the store's aggregation itself (aggregateLoop),
 	// so that Check can keep it out; a read-only mount changes nothing.
 	vo := vos.Options{Threshold: opts.Threshold, AggregateInterval: -1}
+	if opts.Logger != nil {
+		vo.Logf = opts.Logger.Printf // the store's lines (damaged bytes) go where the filesystem's go
+	}
 	if opts.ReadOnly {
 		vo.FoldChain = -1
 	}

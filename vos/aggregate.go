@@ -231,7 +231,7 @@ func (f *foldPlan) finish(s *Store) (aggAction, error) {
 	if f.below != nil {
 		res.base = &part{r: rec{kind: recHeap}, data: f.below.val}
 	}
-	val, _, err := s.value(res)
+	val, _, err := s.value(f.path, res)
 	if err != nil {
 		return aggAction{}, err
 	}
@@ -363,7 +363,7 @@ func planPath(v view, p Path, entries []aggEntry, low, objPunch uint64, budget *
 			lo := max(0, hi-foldChunk)
 			f := &foldPlan{key: values[lo].key, path: p, merge: e.r.merge, below: below}
 			for _, o := range values[lo:hi] {
-				pt, err := v.load(o.r)
+				pt, err := v.load(p, 0, o.r)
 				if err != nil {
 					return nil, nil, false, err
 				}
@@ -375,7 +375,7 @@ func planPath(v view, p Path, entries []aggEntry, low, objPunch uint64, budget *
 			case j < len(values):
 				// The chain's base or the punch it stands on.
 				if values[j].r.kind != recPunch {
-					pt, err := v.load(values[j].r)
+					pt, err := v.load(p, 0, values[j].r)
 					if err != nil {
 						return nil, nil, false, err
 					}

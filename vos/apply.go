@@ -53,7 +53,7 @@ func (s *Store) applyTx(ptx *pool.Tx, tx *Tx) (Status, *PredicateResult, uint64,
 		if err != nil {
 			return 0, nil, 0, err
 		}
-		val, exists, err := s.value(res)
+		val, exists, err := s.value(pr.Path, res)
 		if err != nil {
 			return 0, nil, 0, err
 		}

@@ -200,3 +200,44 @@ func BenchmarkReadOverwrittenArray(b *testing.B) {
 		v.Close()
 	}
 }
+
+// BenchmarkReadArray reads a 256 MiB array written in extents of ext bytes,
+// read back in pieces of chunk bytes (the kernel's 128 KiB reads over 1 MiB
+// extents is the case where a read verifies more than it returns).
+func BenchmarkReadArray(b *testing.B) {
+	const size = 256 << 20
+	for _, c := range []struct{ ext, chunk int }{{1 << 20, 1 << 20}, {1 << 20, 128 << 10}, {128 << 10, 128 << 10}, {4 << 10, 128 << 10}} {
+		b.Run(fmt.Sprintf("ext=%dK/read=%dK", c.ext>>10, c.chunk>>10), func(b *testing.B) {
+			s := benchStore(b, pool.Config{DataSize: size + 64<<20, MetaSize: 512 << 20, WALSize: 256 << 20, RecordLimit: 16 << 20})
+			ctx := context.Background()
+			p := path(1, "data", "")
+			wbuf := make([]byte, c.ext)
+			rand.New(rand.NewSource(1)).Read(wbuf)
+			var hint alloc.Hint
+			for off := 0; off < size; {
+				_, err := s.Update(ctx, UpdateOptions{}, func(tx *Tx) error {
+					for i := 0; i < max(1, (1<<20)/c.ext) && off < size; i++ {
+						if err := tx.WriteArray(p, uint64(off), wbuf, &hint); err != nil {
+							return err
+						}
+						off += c.ext
+					}
+					return nil
+				})
+				require.NoError(b, err)
+			}
+			buf := make([]byte, c.chunk)
+			b.SetBytes(size)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				v := s.Latest()
+				for off := uint64(0); off < size; off += uint64(len(buf)) {
+					if err := v.ReadArray(p, off, buf); err != nil {
+						b.Fatal(err)
+					}
+				}
+				v.Close()
+			}
+		})
+	}
+}

@@ -103,7 +103,7 @@ func planMigrations(v view, p Path, arrays []aggEntry, vis [][][2]uint64, budget
 		if err != nil {
 			return err
 		}
-		if err := v.s.readSegments(rs, m.off, m.data); err != nil {
+		if err := v.s.readSegments(p, rs, m.off, m.data); err != nil {
 			return err
 		}
 		out = append(out, m)

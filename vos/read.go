@@ -86,7 +86,7 @@ func (v view) lookup(p Path) (valueResult, error) {
 		if r.kind == recPunch {
 			break
 		}
-		pt, err := v.load(r)
+		pt, err := v.load(p, 0, r)
 		if err != nil {
 			return res, err
 		}
@@ -109,15 +109,23 @@ func (v view) lookup(p Path) (valueResult, error) {
 	return res, it.Err()
 }
 
-// load copies a record's bytes out of the heap (the data blob is read
-// later, outside the lock).
-func (v view) load(r rec) (part, error) {
+// load copies a record's bytes out of the heap, verified against the
+// record's checksum (off is the array offset of an extent, 0 for a value);
+// the data blob is read later, outside the lock (fetch, readSegments).
+func (v view) load(p Path, off uint64, r rec) (part, error) {
 	switch r.kind {
 	case recInline:
-		return part{r: r, data: append([]byte{}, r.inline[:r.size]...)}, nil
+		b := r.inline[:r.size]
+		if err := v.s.verify(p, off, r, b); err != nil {
+			return part{}, err
+		}
+		return part{r: r, data: append([]byte{}, b...)}, nil
 	case recHeap:
 		b, err := v.r.Bytes(r.loc, r.size)
 		if err != nil {
+			return part{}, err
+		}
+		if err := v.s.verify(p, off, r, b); err != nil {
 			return part{}, err
 		}
 		return part{r: r, data: append([]byte{}, b...)}, nil
@@ -125,8 +133,8 @@ func (v view) load(r rec) (part, error) {
 	return part{r: r}, nil
 }
 
-// fetch reads the data-blob parts of a result.
-func (s *Store) fetch(pt *part) error {
+// fetch reads the data-blob parts of a result, verified.
+func (s *Store) fetch(p Path, pt *part) error {
 	if pt.data != nil || pt.r.kind != recData {
 		return nil
 	}
@@ -134,17 +142,21 @@ func (s *Store) fetch(pt *part) error {
 	if err := s.p.ReadData(alloc.Extent{Block: pt.r.loc, Count: pt.r.blocks()}, 0, buf); err != nil {
 		return err
 	}
+	if err := s.verify(p, 0, pt.r, buf); err != nil {
+		return err
+	}
 	pt.data = buf
 	return nil
 }
 
-// value folds a lookup result into bytes; exists is false for no value.
-func (s *Store) value(res valueResult) ([]byte, bool, error) {
+// value folds a lookup result for p into bytes; exists is false for no
+// value.
+func (s *Store) value(p Path, res valueResult) ([]byte, bool, error) {
 	if !res.exists {
 		return nil, false, nil
 	}
 	if res.base != nil {
-		if err := s.fetch(res.base); err != nil {
+		if err := s.fetch(p, res.base); err != nil {
 			return nil, false, err
 		}
 	}
@@ -158,7 +170,7 @@ func (s *Store) value(res valueResult) ([]byte, bool, error) {
 	ops := make([][]byte, len(res.operands))
 	for i := range res.operands {
 		pt := &res.operands[len(res.operands)-1-i] // oldest first
-		if err := s.fetch(pt); err != nil {
+		if err := s.fetch(p, pt); err != nil {
 			return nil, false, err
 		}
 		ops[i] = pt.data
@@ -254,12 +266,19 @@ func (v view) resolveArray(p Path, off, n uint64) ([]Segment, error) {
 	var claimed []Segment // sorted, non-overlapping
 	for _, item := range items {
 		lo, hi := max(item.start, off), min(item.end, end)
+		var pt part
+		loaded := false
 		for _, gap := range gaps(claimed, lo, hi) {
 			seg := Segment{Off: gap[0], Len: gap[1] - gap[0], Hole: item.punch}
 			if !item.punch {
-				pt, err := v.load(item.r)
-				if err != nil {
-					return nil, err
+				// Once per extent, however many gaps it fills: its
+				// checksum covers all of it.
+				if !loaded {
+					var err error
+					if pt, err = v.load(p, item.start, item.r); err != nil {
+						return nil, err
+					}
+					loaded = true
 				}
 				seg.src, seg.skip = pt, gap[0]-item.start
 			}
@@ -310,16 +329,22 @@ func insertSeg(segs []Segment, s Segment) []Segment {
 	return segs
 }
 
-// readSegments copies the segments' bytes into buf, which starts at array
-// offset off. Heap bytes are in hand; data-blob bytes are read now, with
-// neighbouring segments that are neighbours on disk read together and up to
-// readParallel reads in flight.
-func (s *Store) readSegments(segs []Segment, off uint64, buf []byte) error {
-	type span struct {
-		disk     uint64 // byte position in the data blob's block space
-		from, to uint64 // the bytes of buf it fills
+// readSegments copies the segments' bytes of p into buf, which starts at
+// array offset off. Heap bytes are in hand (verified by load); data-blob
+// extents are read now, each whole, so that its checksum is verified once
+// before any of its bytes reach buf: an extent the read covers entirely
+// is read into buf itself (with its neighbours on disk and in buf, in one
+// read); one it covers in part is read into a buffer of its own and the
+// part copied. Up to readParallel reads are in flight.
+func (s *Store) readSegments(p Path, segs []Segment, off uint64, buf []byte) error {
+	type piece struct{ from, to, skip uint64 } // bytes of buf, and where in the extent they start
+	type extent struct {
+		r      rec
+		start  uint64 // array offset of the extent's first byte
+		pieces []piece
 	}
-	var spans []span
+	var exts []*extent
+	byLoc := map[uint64]*extent{}
 	for _, seg := range segs {
 		from, to := seg.Off-off, seg.Off-off+seg.Len
 		switch {
@@ -328,41 +353,88 @@ func (s *Store) readSegments(segs []Segment, off uint64, buf []byte) error {
 		case seg.src.data != nil:
 			copy(buf[from:to], seg.src.data[seg.skip:seg.skip+seg.Len])
 		default:
-			disk := seg.src.r.loc*blockSize + seg.skip
-			if n := len(spans); n > 0 && spans[n-1].to == from && spans[n-1].disk+(from-spans[n-1].from) == disk {
-				spans[n-1].to = to
-				continue
+			e := byLoc[seg.src.r.loc]
+			if e == nil {
+				e = &extent{r: seg.src.r, start: seg.Off - seg.skip}
+				byLoc[seg.src.r.loc] = e
+				exts = append(exts, e)
 			}
-			spans = append(spans, span{disk: disk, from: from, to: to})
+			e.pieces = append(e.pieces, piece{from: from, to: to, skip: seg.skip})
 		}
 	}
-	if len(spans) == 0 {
+	if len(exts) == 0 {
 		return nil
 	}
-	read := func(sp span) error {
-		block, skip := sp.disk/blockSize, sp.disk%blockSize
-		blocks := (skip + sp.to - sp.from + blockSize - 1) / blockSize
-		return s.p.ReadData(alloc.Extent{Block: block, Count: blocks}, skip, buf[sp.from:sp.to])
+	whole := func(e *extent) bool {
+		return len(e.pieces) == 1 && e.pieces[0].skip == 0 && e.pieces[0].to-e.pieces[0].from == e.r.size
 	}
-	if len(spans) == 1 {
-		return read(spans[0])
+	// A run is extents read together: several whole ones that follow each
+	// other on disk and in buf, or one extent read into its own buffer.
+	var runs [][]*extent
+	for _, e := range exts {
+		if n := len(runs); n > 0 && whole(e) {
+			last := runs[n-1][len(runs[n-1])-1]
+			if whole(last) && last.r.size%blockSize == 0 && last.r.loc+last.r.blocks() == e.r.loc &&
+				last.pieces[0].to == e.pieces[0].from && e.pieces[0].to-runs[n-1][0].pieces[0].from <= maxRun {
+				runs[n-1] = append(runs[n-1], e)
+				continue
+			}
+		}
+		runs = append(runs, []*extent{e})
 	}
-	sem := make(chan struct{}, readParallel)
-	errs := make(chan error, len(spans))
-	for _, sp := range spans {
-		sem <- struct{}{}
-		go func(sp span) {
-			defer func() { <-sem }()
-			errs <- read(sp)
-		}(sp)
-	}
-	for range spans {
-		if err := <-errs; err != nil {
+	read := func(run []*extent) error {
+		first := run[0]
+		if whole(first) {
+			from, to := first.pieces[0].from, run[len(run)-1].pieces[0].to
+			blocks := (to - from + blockSize - 1) / blockSize
+			if err := s.p.ReadData(alloc.Extent{Block: first.r.loc, Count: blocks}, 0, buf[from:to]); err != nil {
+				return err
+			}
+			for _, e := range run {
+				pc := e.pieces[0]
+				if err := s.verify(p, e.start, e.r, buf[pc.from:pc.to]); err != nil {
+					clear(buf[pc.from:pc.to]) // never leave bad bytes in the caller's buffer
+					return err
+				}
+			}
+			return nil
+		}
+		tmp := make([]byte, first.r.size)
+		if err := s.p.ReadData(alloc.Extent{Block: first.r.loc, Count: first.r.blocks()}, 0, tmp); err != nil {
 			return err
 		}
+		if err := s.verify(p, first.start, first.r, tmp); err != nil {
+			return err
+		}
+		for _, pc := range first.pieces {
+			copy(buf[pc.from:pc.to], tmp[pc.skip:])
+		}
+		return nil
 	}
-	return nil
+	if len(runs) == 1 {
+		return read(runs[0])
+	}
+	sem := make(chan struct{}, readParallel)
+	errs := make(chan error, len(runs))
+	for _, run := range runs {
+		sem <- struct{}{}
+		go func(run []*extent) {
+			defer func() { <-sem }()
+			errs <- read(run)
+		}(run)
+	}
+	var first error
+	for range runs {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
+
+// maxRun bounds the bytes of one data-blob read of neighbouring extents,
+// so a long read still has several in flight.
+const maxRun = 4 << 20
 
 // readParallel bounds the data-blob reads one array read has in flight.
 const readParallel = 16

@@ -49,6 +49,9 @@ type Options struct {
 	// a value many writers merge into stay short between aggregation
 	// passes (default 32; negative: never, as on a read-only pool).
 	FoldChain int
+	// Logf, if not nil, receives the store's log lines (a damaged value
+	// or extent, once per place); else the standard logger does.
+	Logf func(format string, args ...any)
 }
 
 // DefaultFoldChain is the default of Options.FoldChain.
@@ -69,6 +72,7 @@ type Stats struct {
 	ChainsFolded      uint64 // keys aggregated on their own because a read found a long merge chain
 	VersionsDropped   uint64
 	MigratedBytes     uint64 // array bytes aggregation moved from the heap to the data blob
+	ChecksumErrors    uint64 // reads refused because stored bytes failed their checksum
 }
 
 // Store is an open versioned object store on a pool.
@@ -80,11 +84,12 @@ type Store struct {
 	byID   map[uint8]mergeOp
 
 	mu        sync.Mutex
-	epoch     uint64            // guarded by mu: last committed epoch
-	lastWrite map[uint64]uint64 // guarded by mu: object -> epoch of its last change
-	readers   map[uint64]int    // guarded by mu: epoch -> active readers at it
-	snapshots map[string]uint64 // guarded by mu: the durable snapshot records
-	stats     Stats             // guarded by mu
+	epoch     uint64             // guarded by mu: last committed epoch
+	lastWrite map[uint64]uint64  // guarded by mu: object -> epoch of its last change
+	readers   map[uint64]int     // guarded by mu: epoch -> active readers at it
+	snapshots map[string]uint64  // guarded by mu: the durable snapshot records
+	stats     Stats              // guarded by mu
+	badLogged map[[2]uint64]bool // guarded by mu: damaged places already logged (kind, position)
 
 	oidMu   sync.Mutex
 	oidNext uint64 // guarded by oidMu: next ID of the reserved batch
@@ -113,7 +118,7 @@ func Open(p *pool.Pool, opts Options) (*Store, error) {
 		opts.FoldChain = DefaultFoldChain
 	}
 	s := &Store{p: p, tree: btree.Tree{RootPtr: rootTree, ValueSize: recSize}, opts: opts,
-		lastWrite: map[uint64]uint64{}, readers: map[uint64]int{}, snapshots: map[string]uint64{}}
+		lastWrite: map[uint64]uint64{}, readers: map[uint64]int{}, snapshots: map[string]uint64{}, badLogged: map[[2]uint64]bool{}}
 	s.registerBuiltins()
 	var magic uint64
 	if err := p.View(func(r umem.Reader) error {

@@ -250,7 +250,7 @@ func (tx *Tx) Get(p Path) ([]byte, bool, error) {
 		}
 		tx.record(rd)
 		var err error
-		if base, exists, err = tx.s.value(res); err != nil {
+		if base, exists, err = tx.s.value(p, res); err != nil {
 			return nil, false, err
 		}
 	} else {
@@ -546,7 +546,7 @@ func (tx *Tx) ReadArray(p Path, off uint64, buf []byte) error {
 		return err
 	}
 	tx.record(rd)
-	if err := tx.s.readSegments(segs, off, buf); err != nil {
+	if err := tx.s.readSegments(p, segs, off, buf); err != nil {
 		return err
 	}
 	end := off + uint64(len(buf))

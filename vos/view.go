@@ -54,7 +54,7 @@ func (v *View) Get(p Path) ([]byte, bool, error) {
 	}); err != nil {
 		return nil, false, err
 	}
-	return v.s.value(res)
+	return v.s.value(p, res)
 }
 
 // Segments maps [off, off+n) of p's array to data and hole segments.
@@ -77,7 +77,7 @@ func (v *View) ReadArray(p Path, off uint64, buf []byte) error {
 	if err != nil {
 		return err
 	}
-	return v.s.readSegments(segs, off, buf)
+	return v.s.readSegments(p, segs, off, buf)
 }
 
 // ListDkeys calls fn for each dkey of oid holding something, in key order,
