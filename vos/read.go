@@ -188,6 +188,7 @@ type Segment struct {
 	Off, Len uint64
 	Hole     bool
 	src      part   // for data: the extent's record and heap bytes
+	epoch    uint64 // for data: the extent's epoch (with its key, it names its bytes for good)
 	skip     uint64 // bytes into the extent where the segment starts
 }
 
@@ -280,7 +281,7 @@ func (v view) resolveArray(p Path, off, n uint64) ([]Segment, error) {
 					}
 					loaded = true
 				}
-				seg.src, seg.skip = pt, gap[0]-item.start
+				seg.src, seg.skip, seg.epoch = pt, gap[0]-item.start, item.epoch
 			}
 			claimed = insertSeg(claimed, seg)
 		}
@@ -341,6 +342,7 @@ func (s *Store) readSegments(p Path, segs []Segment, off uint64, buf []byte) err
 	type extent struct {
 		r      rec
 		start  uint64 // array offset of the extent's first byte
+		epoch  uint64
 		pieces []piece
 	}
 	var exts []*extent
@@ -355,7 +357,7 @@ func (s *Store) readSegments(p Path, segs []Segment, off uint64, buf []byte) err
 		default:
 			e := byLoc[seg.src.r.loc]
 			if e == nil {
-				e = &extent{r: seg.src.r, start: seg.Off - seg.skip}
+				e = &extent{r: seg.src.r, start: seg.Off - seg.skip, epoch: seg.epoch}
 				byLoc[seg.src.r.loc] = e
 				exts = append(exts, e)
 			}
@@ -399,12 +401,20 @@ func (s *Store) readSegments(p Path, segs []Segment, off uint64, buf []byte) err
 			}
 			return nil
 		}
-		tmp := make([]byte, first.r.size)
-		if err := s.p.ReadData(alloc.Extent{Block: first.r.loc, Count: first.r.blocks()}, 0, tmp); err != nil {
-			return err
-		}
-		if err := s.verify(p, first.start, first.r, tmp); err != nil {
-			return err
+		// Read in part: the kernel's 128 KiB reads of a 1 MiB extent
+		// would read and verify it eight times, so the verified bytes
+		// are kept for the next read of the same extent.
+		ck := cacheKey{path: string(p.key()), start: first.start, epoch: first.epoch, loc: first.r.loc, size: first.r.size, csum: first.r.csum}
+		tmp := s.extents.get(ck)
+		if tmp == nil {
+			tmp = make([]byte, first.r.size)
+			if err := s.p.ReadData(alloc.Extent{Block: first.r.loc, Count: first.r.blocks()}, 0, tmp); err != nil {
+				return err
+			}
+			if err := s.verify(p, first.start, first.r, tmp); err != nil {
+				return err
+			}
+			s.extents.put(ck, tmp)
 		}
 		for _, pc := range first.pieces {
 			copy(buf[pc.from:pc.to], tmp[pc.skip:])

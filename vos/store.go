@@ -90,6 +90,7 @@ type Store struct {
 	snapshots map[string]uint64  // guarded by mu: the durable snapshot records
 	stats     Stats              // guarded by mu
 	badLogged map[[2]uint64]bool // guarded by mu: damaged places already logged (kind, position)
+	extents   extentCache        // verified bytes of extents read in part
 
 	oidMu   sync.Mutex
 	oidNext uint64 // guarded by oidMu: next ID of the reserved batch

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"sync"
 
 	"vosfs/wal"
 )
@@ -59,4 +60,66 @@ func (s *Store) logf(format string, args ...any) {
 		return
 	}
 	log.Printf(format, args...)
+}
+
+// cacheKey names an extent's bytes for good: an extent record is written
+// once at its key (path, array offset, epoch), and aggregation's migration
+// writes new keys only, at new positions. So bytes verified once under a
+// key and position stay that record's bytes, and a cached copy is not
+// stale even after the blocks are freed and reused; size and checksum are
+// in the key too, so that even a reused key and position would need a
+// CRC32C collision to hit.
+type cacheKey struct {
+	path              string
+	start, epoch, loc uint64
+	size              uint64
+	csum              uint32
+}
+
+// extentCache holds the verified bytes of the last extents read in part,
+// at most extentCacheBytes of them, the least recently used going first.
+type extentCache struct {
+	mu    sync.Mutex
+	ents  []cacheEnt // most recent last
+	bytes int
+}
+
+type cacheEnt struct {
+	key  cacheKey
+	data []byte
+}
+
+// extentCacheBytes bounds the cache: room for a few readers' sequential
+// reads through 1 MiB extents.
+const extentCacheBytes = 16 << 20
+
+func (c *extentCache) get(k cacheKey) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := len(c.ents) - 1; i >= 0; i-- {
+		if c.ents[i].key == k {
+			e := c.ents[i]
+			copy(c.ents[i:], c.ents[i+1:])
+			c.ents[len(c.ents)-1] = e
+			return e.data
+		}
+	}
+	return nil
+}
+
+// put adds verified bytes; callers never change them afterwards.
+func (c *extentCache) put(k cacheKey, data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.ents {
+		if e.key == k {
+			return
+		}
+	}
+	c.ents = append(c.ents, cacheEnt{key: k, data: data})
+	c.bytes += len(data)
+	for c.bytes > extentCacheBytes && len(c.ents) > 1 {
+		c.bytes -= len(c.ents[0].data)
+		c.ents = c.ents[1:]
+	}
 }
