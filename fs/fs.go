@@ -234,6 +234,9 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 	// with the direct reads and writes (kernels before 6.6 refuse the
 	// mmap with ENODEV).
 	mo.ExtraCapabilities |= fuse.CAP_DIRECT_IO_ALLOW_MMAP
+	// Handles (name_to_handle_at) stay valid while their inode exists,
+	// across mounts: see node_handle.go.
+	mo.ExtraCapabilities |= fuse.CAP_EXPORT_SUPPORT
 	if f.opts.Logger != nil {
 		mo.Logger = f.opts.Logger
 	}
@@ -243,8 +246,10 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 		AttrTimeout:     &attr,
 		NegativeTimeout: &neg,
 		NullPermissions: true,
-		RootStableAttr:  &gofs.StableAttr{Ino: RootOID, Mode: syscall.S_IFDIR},
-		Logger:          f.opts.Logger,
+		RootStableAttr:  &gofs.StableAttr{Ino: RootOID, Mode: syscall.S_IFDIR, Gen: f.generation()},
+		// Node IDs are object IDs, the same from one mount to the next.
+		ExternalNodeID: true,
+		Logger:         f.opts.Logger,
 	}
 	srv, err := gofs.Mount(mountpoint, f.root, gopts)
 	if err != nil {

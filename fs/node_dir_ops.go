@@ -72,7 +72,7 @@ func (n *node) child(ctx context.Context, oid uint64, mode uint32) *gofs.Inode {
 
 // stableAttr is the identity of oid's node in n's tree.
 func (n *node) stableAttr(oid uint64, mode uint32) gofs.StableAttr {
-	sa := gofs.StableAttr{Mode: mode & syscall.S_IFMT, Ino: n.inoOf(oid)}
+	sa := gofs.StableAttr{Mode: mode & syscall.S_IFMT, Ino: n.inoOf(oid), Gen: n.fs.generation()}
 	if n.snap != nil {
 		sa.Gen = n.snap.Epoch()
 	}

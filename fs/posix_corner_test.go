@@ -201,3 +201,74 @@ func TestSeekDirtyPages(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenByHandle: a handle (name_to_handle_at) opens its file by
+// open_by_handle_at while the inode exists under any name, after the
+// kernel forgot it and after an unmount and mount of the pool; a removed
+// inode's handle, or one with another generation, gives ESTALE (as on
+// ext4). Directories' handles reconnect to the tree.
+func TestOpenByHandle(t *testing.T) {
+	m := mountTest(t, DefaultOptions())
+	writeFile(t, m.path("a"), []byte("the file's bytes"))
+	require.NoError(t, os.Link(m.path("a"), m.path("b")))
+	require.NoError(t, os.MkdirAll(m.path("d/e"), 0o755))
+	writeFile(t, m.path("d/e/f"), []byte("deep"))
+	writeFile(t, m.path("gone"), []byte("x"))
+	handle := func(p string) unix.FileHandle {
+		t.Helper()
+		h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, p, 0)
+		require.NoError(t, err, p)
+		return h
+	}
+	ha, he, hg := handle(m.path("a")), handle(m.path("d/e")), handle(m.path("gone"))
+	inoA := lstat(t, m.path("a")).Ino
+	open := func(h unix.FileHandle, flags int) (int, error) {
+		mfd, err := unix.Open(m.mnt, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		require.NoError(t, err)
+		defer unix.Close(mfd)
+		return unix.OpenByHandleAt(mfd, h, flags)
+	}
+	readAll := func(fd int) string {
+		t.Helper()
+		defer unix.Close(fd)
+		buf := make([]byte, 100)
+		n, err := unix.Pread(fd, buf, 0)
+		require.NoError(t, err)
+		return string(buf[:n])
+	}
+	check := func(when string) {
+		t.Helper()
+		fd, err := open(ha, unix.O_RDONLY)
+		require.NoError(t, err, when)
+		require.Equal(t, inoA, fstat(t, fd).Ino, when)
+		require.Equal(t, "the file's bytes", readAll(fd), when)
+		fd, err = open(he, unix.O_RDONLY|unix.O_DIRECTORY)
+		require.NoError(t, err, when)
+		require.Equal(t, []string{".", "..", "f"}, readNames(t, fd), when)
+		g, err := unix.Openat(fd, "f", unix.O_RDONLY, 0)
+		require.NoError(t, err, when)
+		require.Equal(t, "deep", readAll(g), when)
+		unix.Close(fd)
+		_, err = open(hg, unix.O_RDONLY)
+		requireErrno(t, unix.ESTALE, err, when)
+	}
+	require.NoError(t, os.Remove(m.path("a"))) // b still names it
+	require.NoError(t, os.Remove(m.path("gone")))
+	check("mounted")
+	m.remount()
+	check("after a remount")
+
+	// The handle of another generation (of another pool) is refused.
+	bad := unix.NewFileHandle(ha.Type(), append([]byte(nil), ha.Bytes()...))
+	bad.Bytes()[8] ^= 0x80
+	_, err := open(bad, unix.O_RDONLY)
+	requireErrno(t, unix.ESTALE, err)
+
+	// Once its last name goes, the inode's handle is stale too.
+	require.NoError(t, os.Remove(m.path("b")))
+	_, err = open(ha, unix.O_RDONLY)
+	requireErrno(t, unix.ESTALE, err)
+	m.remount()
+	_, err = open(ha, unix.O_RDONLY)
+	requireErrno(t, unix.ESTALE, err)
+}
