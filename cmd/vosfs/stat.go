@@ -177,7 +177,7 @@ func printStats(w io.Writer, r statReport) {
 		n(s.Store.Commits), n(s.Store.Conflicts), n(s.Store.Replays), n(s.Store.Aborts), n(s.Store.Retries), n(s.Store.PredicateFailures))
 	row("aggregation", "%s runs, %s chains folded on read, %s versions dropped, %s moved from the heap to the data blob", n(s.Store.Aggregations), n(s.Store.ChainsFolded), n(s.Store.VersionsDropped), humanize.IBytes(s.Store.MigratedBytes))
 	row("fs", "%s operations, %s errors", n(s.Ops), n(s.Errors))
-	row("verified reads", "%s refused: stored bytes failed their checksum", n(s.Store.ChecksumErrors))
+	row("checksums", "%s reads refused: stored bytes failed their checksum", n(s.Store.ChecksumErrors))
 	tw.Flush()
 }
 
