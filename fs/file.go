@@ -28,6 +28,10 @@ var (
 type handle struct {
 	append  bool // O_APPEND: every write goes to the end, atomically
 	counted bool // in FS.open: a live inode's (a snapshot's are not)
+	// uid opened it: the kernel's write-back of a mapping's (or the
+	// writeback cache's) pages comes with no caller, and is charged to
+	// the handle's opener when set-id bits are to be dropped.
+	uid uint32
 }
 
 // dirHandle is an open directory: the listing read by the last read at
@@ -50,8 +54,9 @@ var (
 // that removed it) waits for the removal's transaction and then fails with
 // ESTALE, on which the kernel resolves the path again: it then opens
 // whatever the name holds now.
-func (n *node) openHandle(flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	h := &handle{append: flags&syscall.O_APPEND != 0, counted: n.snap == nil}
+func (n *node) openHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	uid, _ := caller(ctx)
+	h := &handle{append: flags&syscall.O_APPEND != 0, counted: n.snap == nil, uid: uid}
 	// Every change to a file goes through this daemon, so the kernel's
 	// page cache of it stays valid from one open to the next.
 	fuseFlags := uint32(fuse.FOPEN_KEEP_CACHE)
@@ -168,7 +173,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			return nil, 0, errno
 		}
 	}
-	return n.openHandle(flags)
+	return n.openHandle(ctx, flags)
 }
 
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
@@ -292,7 +297,7 @@ func (n *node) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off i
 	if len(data) == 0 {
 		return 0, 0 // changes nothing, not even the size
 	}
-	kill := n.mustKillPriv(ctx)
+	kill := n.mustKillPriv(ctx, h)
 	gone := func(*vos.PredicateResult) syscall.Errno { return syscall.ESTALE }
 	errno := n.update(ctx, gone, func(tx *vos.Tx) error {
 		// The inode must still be there: a write must not bring back
@@ -327,6 +332,9 @@ func (n *node) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off i
 	if errno != 0 {
 		return 0, errno
 	}
+	if kill {
+		n.modeChanged()
+	}
 	return uint32(len(data)), 0
 }
 
@@ -335,9 +343,15 @@ func (n *node) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off i
 // bit is set. With HANDLE_KILLPRIV_V2 the kernel leaves this to the
 // filesystem for every write (it flags the write of a caller without
 // CAP_FSETID, a flag the node API does not pass on: the caller's uid
-// stands in for it).
-func (n *node) mustKillPriv(ctx context.Context) bool {
-	if uid, _ := caller(ctx); uid == 0 {
+// stands in for it). A write the kernel sends on its own (pid 0: the
+// write-back of dirty pages of a mapping or of the writeback cache) is
+// the handle's opener's (h may be nil).
+func (n *node) mustKillPriv(ctx context.Context, h *handle) bool {
+	uid, _ := caller(ctx)
+	if c, ok := fuse.FromContext(ctx); ok && c.Pid == 0 && h != nil {
+		uid = h.uid
+	}
+	if uid == 0 {
 		return false
 	}
 	var kill bool
@@ -362,6 +376,14 @@ func privBits(mode uint32) uint32 {
 		kill |= syscall.S_ISGID
 	}
 	return kill
+}
+
+// modeChanged tells the kernel that the inode's mode changed behind its
+// back (set-id bits dropped by a write): it keeps the mode it cached
+// across writes, and would show the old one until its attribute timeout.
+func (n *node) modeChanged() {
+	// ENOENT: the kernel holds nothing of it, so nothing is stale.
+	_ = n.NotifyContent(-1, 0)
 }
 
 // killPriv drops oid's privilege bits in tx.
@@ -401,6 +423,13 @@ func (n *node) Allocate(ctx context.Context, fh gofs.FileHandle, off uint64, siz
 	default:
 		return syscall.EOPNOTSUPP
 	}
+	// Every mode is a write for the set-id bits (the kernel's
+	// file_modified before fallocate, left to us by HANDLE_KILLPRIV_V2).
+	h, _ := fh.(*handle)
+	kill := n.mustKillPriv(ctx, h)
+	if kill {
+		defer n.modeChanged()
+	}
 	return n.update(ctx, nil, func(tx *vos.Tx) error {
 		a, err := loadAttrs(tx, n.oid)
 		if err != nil {
@@ -408,6 +437,11 @@ func (n *node) Allocate(ctx context.Context, fh gofs.FileHandle, off uint64, siz
 		}
 		if a.isDir() {
 			return syscall.EISDIR
+		}
+		if kill {
+			if err := killPriv(tx, n.oid); err != nil {
+				return err
+			}
 		}
 		if mode&(fallocPunchHole|fallocZeroRange) != 0 {
 			if err := tx.PunchArray(dataPath(n.oid), off, end); err != nil {

@@ -272,3 +272,96 @@ func TestOpenByHandle(t *testing.T) {
 	_, err = open(ha, unix.O_RDONLY)
 	requireErrno(t, unix.ESTALE, err)
 }
+
+// TestKillPrivEveryPath: every way of writing a file as an unprivileged
+// user (here its owner, without CAP_FSETID) drops set-user-ID, and
+// set-group-ID when group execute is set, as the kernel's
+// file_remove_privs does on Linux's filesystems: write, O_DIRECT write,
+// mmap write-back, copy_file_range, each fallocate mode, ftruncate.
+func TestKillPrivEveryPath(t *testing.T) {
+	opts := DefaultOptions()
+	opts.AllowOther = true
+	m := mountTest(t, opts)
+	root, err := unix.Open(m.mnt, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	require.NoError(t, err)
+	defer unix.Close(root)
+	writeFile(t, m.path("src"), pattern(5, 8192))
+	require.NoError(t, os.Chmod(m.path("src"), 0o644))
+
+	direct := func(fd int) error {
+		buf, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+		if err != nil {
+			return err
+		}
+		defer unix.Munmap(buf)
+		_, err = unix.Pwrite(fd, buf, 0)
+		return err
+	}
+	falloc := func(mode uint32) func(int) error {
+		return func(fd int) error { return unix.Fallocate(fd, mode, 0, 4096) }
+	}
+	ops := []struct {
+		name string
+		flag int
+		op   func(fd int) error
+	}{
+		{"write", 0, func(fd int) error { _, err := unix.Pwrite(fd, []byte("x"), 2); return err }},
+		{"O_DIRECT write", unix.O_DIRECT, direct},
+		{"mmap write-back", 0, func(fd int) error {
+			mem, err := unix.Mmap(fd, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+			if err != nil {
+				return err
+			}
+			defer unix.Munmap(mem)
+			mem[7] = 'm'
+			return unix.Msync(mem, unix.MS_SYNC)
+		}},
+		{"copy_file_range", 0, func(fd int) error {
+			src, err := unix.Openat(root, "src", unix.O_RDONLY, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(src)
+			off := int64(0)
+			_, err = unix.CopyFileRange(src, nil, fd, &off, 100, 0)
+			return err
+		}},
+		{"fallocate", 0, falloc(0)},
+		{"fallocate keep size", 0, falloc(unix.FALLOC_FL_KEEP_SIZE)},
+		{"fallocate punch hole", 0, falloc(unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_KEEP_SIZE)},
+		{"fallocate zero range", 0, falloc(unix.FALLOC_FL_ZERO_RANGE)},
+		{"ftruncate", 0, func(fd int) error { return unix.Ftruncate(fd, 5000) }},
+	}
+	// -rwSr-Sr-- becomes -rw-r-Sr--; -rwsr-sr-x becomes -rwxr-xr-x.
+	modes := []struct{ mode, want uint32 }{{0o6644, 0o2644}, {0o6754, 0o754}, {0o4700, 0o700}}
+	for i, op := range ops {
+		for j, md := range modes {
+			name := fmt.Sprintf("f%d-%d", i, j)
+			what := fmt.Sprintf("%s, mode %o", op.name, md.mode)
+			writeFile(t, m.path(name), pattern(1, 8192))
+			require.NoError(t, os.Chown(m.path(name), 1000, 1000))
+			require.NoError(t, unix.Chmod(m.path(name), md.mode))
+			require.EqualValues(t, md.mode, lstat(t, m.path(name)).Mode&07777, what)
+			require.NoError(t, asUser(1000, 1000, func() error {
+				fd, err := unix.Openat(root, name, unix.O_RDWR|op.flag, 0)
+				if err != nil {
+					return err
+				}
+				defer unix.Close(fd)
+				if err := op.op(fd); err != nil {
+					return err
+				}
+				// What the writer's own fstat says, before any timeout.
+				var st unix.Stat_t
+				if err := unix.Fstat(fd, &st); err != nil {
+					return err
+				}
+				if st.Mode&07777 != md.want {
+					return fmt.Errorf("fstat after %s: mode %o, want %o", what, st.Mode&07777, md.want)
+				}
+				return nil
+			}), what)
+			require.EqualValues(t, md.want, lstat(t, m.path(name)).Mode&07777, what)
+		}
+	}
+}
