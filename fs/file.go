@@ -423,6 +423,11 @@ func (n *node) Allocate(ctx context.Context, fh gofs.FileHandle, off uint64, siz
 	default:
 		return syscall.EOPNOTSUPP
 	}
+	if mode&(fallocPunchHole|fallocZeroRange) == 0 {
+		if errno := n.fallocFits(off, end); errno != 0 {
+			return errno
+		}
+	}
 	// Every mode is a write for the set-id bits (the kernel's
 	// file_modified before fallocate, left to us by HANDLE_KILLPRIV_V2).
 	h, _ := fh.(*handle)

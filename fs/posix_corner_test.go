@@ -365,3 +365,34 @@ func TestKillPrivEveryPath(t *testing.T) {
 		}
 	}
 }
+
+// TestFallocateENOSPC: fallocate (mode 0, KEEP_SIZE) of more than the
+// free space fails with ENOSPC and changes nothing, as on ext4; one that
+// fits, or that covers data already written, succeeds.
+func TestFallocateENOSPC(t *testing.T) {
+	m := mountTest(t, DefaultOptions())
+	p := m.path("f")
+	writeFile(t, p, pattern(1, 64<<10))
+	fd, err := unix.Open(p, unix.O_RDWR, 0)
+	require.NoError(t, err)
+	defer unix.Close(fd)
+	st := statfs(t, m.mnt)
+	free := int64(st.Bavail) * int64(st.Bsize)
+	before := fstat(t, fd)
+	for _, mode := range []uint32{0, unix.FALLOC_FL_KEEP_SIZE} {
+		requireErrno(t, unix.ENOSPC, unix.Fallocate(fd, mode, 1<<20, free+(1<<20)), "mode %d", mode)
+		requireErrno(t, unix.ENOSPC, unix.Fallocate(fd, mode, 0, 64<<10+free+4096), "mode %d: data plus more than free", mode)
+		after := fstat(t, fd)
+		require.Equal(t, before.Size, after.Size)
+		require.Equal(t, before.Blocks, after.Blocks)
+		require.Equal(t, before.Mtim, after.Mtim)
+	}
+	requireContent(t, pattern(1, 64<<10), p)
+	// What fits is granted.
+	require.NoError(t, unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, 0, free/2))
+	require.EqualValues(t, 64<<10, fstat(t, fd).Size)
+	require.NoError(t, unix.Fallocate(fd, 0, 0, 64<<10+free-8192))
+	require.EqualValues(t, 64<<10+free-8192, fstat(t, fd).Size)
+	// Punching and zeroing need no space.
+	require.NoError(t, unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, 2*free))
+}
