@@ -173,7 +173,26 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			return nil, 0, errno
 		}
 	}
-	return n.openHandle(ctx, flags)
+	fh, fuseFlags, errno := n.openHandle(ctx, flags)
+	if errno == 0 && flags&syscall.O_ACCMODE != syscall.O_WRONLY {
+		n.openedForRead()
+	}
+	return fh, fuseFlags, errno
+}
+
+// openedForRead applies the access-time rule at an open for reading:
+// the reads of a file whose pages the kernel caches (kept from one open
+// to the next) never reach the daemon, so the open stands for them. A
+// read that does reach it applies the rule again.
+func (n *node) openedForRead() {
+	var t times
+	if errno := n.view(func(v *vos.View) error {
+		var err error
+		t, err = loadTimes(v, n.oid)
+		return err
+	}); errno == 0 {
+		n.accessed(t)
+	}
 }
 
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
@@ -333,7 +352,7 @@ func (n *node) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off i
 		return 0, errno
 	}
 	if kill {
-		n.modeChanged()
+		n.attrsChanged()
 	}
 	return uint32(len(data)), 0
 }
@@ -378,10 +397,11 @@ func privBits(mode uint32) uint32 {
 	return kill
 }
 
-// modeChanged tells the kernel that the inode's mode changed behind its
-// back (set-id bits dropped by a write): it keeps the mode it cached
-// across writes, and would show the old one until its attribute timeout.
-func (n *node) modeChanged() {
+// attrsChanged tells the kernel that the inode's attributes changed behind
+// its back (set-id bits dropped by a write, an access time moved by a
+// read): it keeps the mode it cached across writes, and the times across
+// reads, and would show the old ones until its attribute timeout.
+func (n *node) attrsChanged() {
 	// ENOENT: the kernel holds nothing of it, so nothing is stale.
 	_ = n.NotifyContent(-1, 0)
 }
@@ -433,7 +453,7 @@ func (n *node) Allocate(ctx context.Context, fh gofs.FileHandle, off uint64, siz
 	h, _ := fh.(*handle)
 	kill := n.mustKillPriv(ctx, h)
 	if kill {
-		defer n.modeChanged()
+		defer n.attrsChanged()
 	}
 	return n.update(ctx, nil, func(tx *vos.Tx) error {
 		a, err := loadAttrs(tx, n.oid)

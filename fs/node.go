@@ -117,14 +117,14 @@ func (f *FS) update(ctx context.Context, onPred func(*vos.PredicateResult) sysca
 
 // accessed updates the access time of n after a read the way relatime
 // does: when it is not after the last modification and change, or is a day
-// old. t are the times the read saw. The update does not wait to be
+// old (with strictatime: always). t are the times the read saw. The update does not wait to be
 // durable, and is dropped if the inode is gone by then.
 func (n *node) accessed(t times) {
 	if n.snap != nil || n.fs.opts.ReadOnly || n.fs.opts.NoAtime {
 		return
 	}
 	now := time.Now().UnixNano()
-	if t.atime > t.mtime && t.atime > t.ctime && now-t.atime < int64(24*time.Hour) {
+	if !n.fs.opts.StrictAtime && t.atime > t.mtime && t.atime > t.ctime && now-t.atime < int64(24*time.Hour) {
 		return
 	}
 	_, err := n.fs.s.Update(context.Background(), vos.UpdateOptions{Retries: opRetries, Async: true}, func(tx *vos.Tx) error {
@@ -135,7 +135,11 @@ func (n *node) accessed(t times) {
 	})
 	if err != nil && !errors.Is(err, vos.ErrPredicate) {
 		_ = n.fs.toErrno(err) // counted and logged; the read itself succeeded
+		return
 	}
+	// The kernel keeps the attributes it has until they time out: a
+	// stat right after the read must show the new access time.
+	n.attrsChanged()
 }
 
 // view runs fn on a view of the latest state.

@@ -38,6 +38,7 @@ type Options struct {
 	AllowOther     bool
 	ReadOnly       bool
 	NoAtime        bool // reads leave access times alone (default: relatime)
+	StrictAtime    bool // every read updates the access time (strictatime)
 	Debug          bool
 	Logger         *log.Logger
 	// FsName is shown as the mount's source (the pool directory).
@@ -100,9 +101,11 @@ func ParseOptions(opts *Options, list string) (rest []string, err error) {
 		case "noallow_other":
 			opts.AllowOther = false
 		case "noatime":
-			opts.NoAtime = true
+			opts.NoAtime, opts.StrictAtime = true, false
 		case "atime", "relatime":
-			opts.NoAtime = false
+			opts.NoAtime, opts.StrictAtime = false, false
+		case "strictatime", "norelatime":
+			opts.NoAtime, opts.StrictAtime = false, true
 		case "ro":
 			opts.ReadOnly = true
 		case "rw":

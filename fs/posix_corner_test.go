@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -395,4 +396,44 @@ func TestFallocateENOSPC(t *testing.T) {
 	require.EqualValues(t, 64<<10+free-8192, fstat(t, fd).Size)
 	// Punching and zeroing need no space.
 	require.NoError(t, unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, 2*free))
+}
+
+// TestAtimeModes: relatime moves the access time on a read when it is not
+// after the last change either (a chmod), and leaves it otherwise;
+// strictatime (and norelatime) moves it on every read; noatime never.
+func TestAtimeModes(t *testing.T) {
+	read := func(t *testing.T, p string) { t.Helper(); requireContent(t, []byte("data"), p) }
+	atime := func(t *testing.T, p string) int64 { t.Helper(); return tsNano(lstat(t, p).Atim) }
+	for _, c := range []struct {
+		opt                    string
+		afterRead, afterChange bool // does a second read move it; does a read after a chmod
+	}{
+		{"relatime", false, true},
+		{"strictatime", true, true},
+		{"norelatime", true, true},
+		{"noatime", false, false},
+	} {
+		t.Run(c.opt, func(t *testing.T) {
+			opts := DefaultOptions()
+			rest, err := ParseOptions(&opts, c.opt)
+			require.NoError(t, err)
+			require.Empty(t, rest)
+			m := mountTest(t, opts)
+			p := m.path("f")
+			writeFile(t, p, []byte("data"))
+			read(t, p)
+			a1 := atime(t, p)
+			time.Sleep(5 * time.Millisecond)
+			read(t, p)
+			a2 := atime(t, p)
+			require.Equal(t, c.afterRead, a2 > a1, "second read: %d then %d", a1, a2)
+			time.Sleep(5 * time.Millisecond)
+			require.NoError(t, os.Chmod(p, 0o600))
+			ctime := tsNano(lstat(t, p).Ctim)
+			require.Greater(t, ctime, a2)
+			read(t, p)
+			a3 := atime(t, p)
+			require.Equal(t, c.afterChange, a3 > ctime, "read after a change: atime %d, ctime %d", a3, ctime)
+		})
+	}
 }
