@@ -472,7 +472,7 @@ func TestOpenRacingRemoval(t *testing.T) {
 		require.True(t, rm.claim(n.oid))
 		got := make(chan syscall.Errno, 1)
 		go func() {
-			fh, _, errno := n.openHandle(ctx, unix.O_RDONLY)
+			fh, _, errno := n.openHandle(ctx, unix.O_RDONLY, nil)
 			if errno == 0 {
 				n.Release(ctx, fh)
 			}

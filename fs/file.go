@@ -54,7 +54,9 @@ var (
 // that removed it) waits for the removal's transaction and then fails with
 // ESTALE, on which the kernel resolves the path again: it then opens
 // whatever the name holds now.
-func (n *node) openHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+//
+// If t is not nil, it gets the inode's times, read with the check.
+func (n *node) openHandle(ctx context.Context, flags uint32, t *times) (gofs.FileHandle, uint32, syscall.Errno) {
 	uid, _ := caller(ctx)
 	h := &handle{append: flags&syscall.O_APPEND != 0, counted: n.snap == nil, uid: uid}
 	// Every change to a file goes through this daemon, so the kernel's
@@ -78,6 +80,9 @@ func (n *node) openHandle(ctx context.Context, flags uint32) (gofs.FileHandle, u
 	errno := n.view(func(v *vos.View) error {
 		_, ok, err := v.Get(attrPath(n.oid))
 		exists = ok
+		if err == nil && ok && t != nil {
+			*t, err = loadTimes(v, n.oid)
+		}
 		return err
 	})
 	if errno == 0 && !exists {
@@ -173,26 +178,19 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			return nil, 0, errno
 		}
 	}
-	fh, fuseFlags, errno := n.openHandle(ctx, flags)
-	if errno == 0 && flags&syscall.O_ACCMODE != syscall.O_WRONLY {
-		n.openedForRead()
+	// The access-time rule applies at an open for reading too: the
+	// reads of a file whose pages the kernel caches (kept from one open
+	// to the next) never reach the daemon, so the open stands for them.
+	// A read that does reach it applies the rule again.
+	if flags&syscall.O_ACCMODE == syscall.O_WRONLY || n.snap != nil {
+		return n.openHandle(ctx, flags, nil)
 	}
-	return fh, fuseFlags, errno
-}
-
-// openedForRead applies the access-time rule at an open for reading:
-// the reads of a file whose pages the kernel caches (kept from one open
-// to the next) never reach the daemon, so the open stands for them. A
-// read that does reach it applies the rule again.
-func (n *node) openedForRead() {
 	var t times
-	if errno := n.view(func(v *vos.View) error {
-		var err error
-		t, err = loadTimes(v, n.oid)
-		return err
-	}); errno == 0 {
+	fh, fuseFlags, errno := n.openHandle(ctx, flags, &t)
+	if errno == 0 {
 		n.accessed(t)
 	}
+	return fh, fuseFlags, errno
 }
 
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {

@@ -254,7 +254,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, errno
 	}
 	cn := ch.Operations().(*node)
-	fh, fuseFlags, errno := cn.openHandle(ctx, flags)
+	fh, fuseFlags, errno := cn.openHandle(ctx, flags, nil)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
