@@ -26,7 +26,13 @@ var (
 
 // handle is an open file.
 type handle struct {
-	append  bool // O_APPEND: every write goes to the end, atomically
+	// append: O_APPEND without the writeback cache: every write goes to
+	// the end, atomically. With the writeback cache the kernel positions
+	// appends itself and writes back pages of the file, written through
+	// any handle, through whichever writable handle it picks: the offset
+	// it gives is the one to write at.
+	append  bool
+	direct  bool // O_DIRECT: served without the page cache
 	counted bool // in FS.open: a live inode's (a snapshot's are not)
 	// uid opened it: the kernel's write-back of a mapping's (or the
 	// writeback cache's) pages comes with no caller, and is charged to
@@ -58,7 +64,12 @@ var (
 // If t is not nil, it gets the inode's times, read with the check.
 func (n *node) openHandle(ctx context.Context, flags uint32, t *times) (gofs.FileHandle, uint32, syscall.Errno) {
 	uid, _ := caller(ctx)
-	h := &handle{append: flags&syscall.O_APPEND != 0, counted: n.snap == nil, uid: uid}
+	h := &handle{
+		append:  flags&syscall.O_APPEND != 0 && !n.fs.opts.WritebackCache,
+		direct:  flags&syscall.O_DIRECT != 0,
+		counted: n.snap == nil,
+		uid:     uid,
+	}
 	// Every change to a file goes through this daemon, so the kernel's
 	// page cache of it stays valid from one open to the next.
 	fuseFlags := uint32(fuse.FOPEN_KEEP_CACHE)
@@ -315,6 +326,13 @@ func (n *node) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off i
 		return 0, 0 // changes nothing, not even the size
 	}
 	kill := n.mustKillPriv(ctx, h)
+	// With the writeback cache the kernel keeps the modification and
+	// change times of what goes through the page cache: it sets them at
+	// the write(2) and sends them in a setattr when it writes the inode
+	// back (at writeback, fsync and close). A write back of pages may come
+	// after a utimes (tar and cp -p set the times after the data), so it
+	// must not move them. Direct writes bypass the kernel's times.
+	kernelTimes := n.fs.opts.WritebackCache && (h == nil || !h.direct)
 	gone := func(*vos.PredicateResult) syscall.Errno { return syscall.ESTALE }
 	errno := n.update(ctx, gone, func(tx *vos.Tx) error {
 		// The inode must still be there: a write must not bring back
@@ -343,6 +361,9 @@ func (n *node) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off i
 		}
 		if err := tx.Merge(sizePath(n.oid), mergeMax, u64(at+uint64(len(data)))); err != nil {
 			return err
+		}
+		if kernelTimes {
+			return nil
 		}
 		return touch(tx, n.oid, nowMC())
 	})

@@ -43,6 +43,10 @@ func mountTestConfig(t testing.TB, opts Options, cfg pool.Config) *mounted {
 	if os.Getenv("VOSFS_TEST_COMMIT") == "async" {
 		opts.Commit = CommitAsync
 	}
+	// VOSFS_TEST_WRITEBACK=1 runs them with the kernel writeback cache.
+	if os.Getenv("VOSFS_TEST_WRITEBACK") == "1" {
+		opts.WritebackCache = true
+	}
 	base := t.TempDir()
 	m := &mounted{t: t, dir: filepath.Join(base, "pool"), mnt: filepath.Join(base, "mnt"), opts: opts, cfg: cfg}
 	require.NoError(t, os.Mkdir(m.mnt, 0o755))

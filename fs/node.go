@@ -271,6 +271,11 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 		}
 		if aok || mok || changed {
 			a.ctime = t
+			// With the writeback cache the kernel keeps the change
+			// time too and sends it (FATTR_CTIME) with the rest.
+			if ctime, ok := in.GetCTime(); ok {
+				a.ctime = ctime.UnixNano()
+			}
 			return tx.Put(timesPath(n.oid), a.times.encode())
 		}
 		return nil
