@@ -37,7 +37,7 @@ func TestChmodChown(t *testing.T) {
 	}
 	for _, c := range cases {
 		before := lstat(t, c.path)
-		time.Sleep(time.Millisecond)
+		tick()
 		require.NoError(t, c.op(c.path), c.name)
 		st := lstat(t, c.path)
 		require.EqualValues(t, c.mode, st.Mode&07777, "%s: mode %o", c.name, st.Mode)
@@ -70,7 +70,7 @@ func TestUtimens(t *testing.T) {
 	at := unix.NsecToTimespec(time.Date(2001, 2, 3, 4, 5, 6, 789, time.UTC).UnixNano())
 	mt := unix.NsecToTimespec(time.Date(1999, 12, 31, 23, 59, 59, 999999999, time.UTC).UnixNano())
 
-	start := time.Now().UnixNano()
+	start := m.clockNow()
 	require.NoError(t, unix.UtimesNano(p, []unix.Timespec{at, mt}))
 	st := lstat(t, p)
 	require.Equal(t, at, st.Atim)
@@ -80,8 +80,8 @@ func TestUtimens(t *testing.T) {
 	// UTIME_OMIT leaves a time alone; UTIME_NOW sets it to now.
 	omit := unix.Timespec{Nsec: unix.UTIME_OMIT}
 	nowTS := unix.Timespec{Nsec: unix.UTIME_NOW}
-	time.Sleep(time.Millisecond)
-	before := time.Now().UnixNano()
+	tick()
+	before := m.clockNow()
 	require.NoError(t, unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{omit, nowTS}, 0))
 	st2 := lstat(t, p)
 	require.Equal(t, at, st2.Atim)
@@ -90,7 +90,7 @@ func TestUtimens(t *testing.T) {
 	require.Greater(t, tsNano(st2.Ctim), tsNano(st.Ctim))
 	require.GreaterOrEqual(t, tsNano(st2.Ctim), tsNano(st2.Mtim), "ctime is at least the time set to now")
 
-	time.Sleep(time.Millisecond)
+	tick()
 	require.NoError(t, unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{nowTS, omit}, 0))
 	st3 := lstat(t, p)
 	require.Greater(t, tsNano(st3.Atim), tsNano(st2.Mtim))
@@ -157,7 +157,7 @@ func TestTimesOnChange(t *testing.T) {
 	}
 	for _, s := range steps {
 		before := lstat(t, s.path)
-		time.Sleep(2 * time.Millisecond)
+		tick()
 		s.op()
 		after := lstat(t, s.path)
 		if s.mtime {
@@ -282,26 +282,28 @@ func TestAtime(t *testing.T) {
 	old := unix.NsecToTimespec(time.Now().Add(-48 * time.Hour).UnixNano())
 	require.NoError(t, unix.UtimesNano(p, []unix.Timespec{old, old}))
 
-	start := time.Now().UnixNano()
+	start := m.clockNow()
+	dropCache(t, p)
 	requireContent(t, []byte("some data"), p)
 	st := lstat(t, p)
 	require.GreaterOrEqual(t, tsNano(st.Atim), start, "read updates an old atime")
 	require.Equal(t, old, st.Mtim, "read leaves mtime")
 
 	// A second read right after leaves it (relatime).
-	time.Sleep(2 * time.Millisecond)
+	tick()
 	requireContent(t, []byte("some data"), p)
 	st2 := lstat(t, p)
 	require.Equal(t, st.Atim, st2.Atim)
 	require.Equal(t, st.Ctim, st2.Ctim, "an atime update does not change ctime")
 
 	// After a write, the next read updates it again.
-	time.Sleep(2 * time.Millisecond)
+	tick()
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
 	require.NoError(t, err)
 	_, err = f.WriteString("!")
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
+	dropCache(t, p)
 	requireContent(t, []byte("some data!"), p)
 	st3 := lstat(t, p)
 	require.Greater(t, tsNano(st3.Atim), tsNano(st2.Atim))
@@ -310,7 +312,7 @@ func TestAtime(t *testing.T) {
 	// Listing a directory is reading it.
 	require.NoError(t, os.Mkdir(m.path("d"), 0o755))
 	require.NoError(t, unix.UtimesNano(m.path("d"), []unix.Timespec{old, old}))
-	start = time.Now().UnixNano()
+	start = m.clockNow()
 	_, err = os.ReadDir(m.path("d"))
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, tsNano(lstat(t, m.path("d")).Atim), start, "readdir updates an old atime")

@@ -202,3 +202,39 @@ func eventually(t testing.TB, cond func() bool, msg string) {
 	t.Helper()
 	require.Eventually(t, cond, 5*time.Second, 10*time.Millisecond, msg)
 }
+
+// clockNow is a lower bound of the times the filesystem stamps from now
+// on. With the writeback cache the kernel stamps modification and change
+// times itself, from its coarse clock, which trails time.Now by up to a
+// few ticks.
+func (m *mounted) clockNow() int64 {
+	now := time.Now()
+	if m.opts.WritebackCache {
+		now = now.Add(-20 * time.Millisecond)
+	}
+	return now.UnixNano()
+}
+
+// tick sleeps long enough for the next time stamped to differ from the
+// last: past one tick of the kernel's coarse clock, and at least 2 ms.
+func tick() {
+	var res unix.Timespec
+	d := 2 * time.Millisecond
+	if unix.ClockGetres(unix.CLOCK_REALTIME_COARSE, &res) == nil {
+		d = max(d, 2*time.Duration(res.Nano()))
+	}
+	time.Sleep(d)
+}
+
+// dropCache drops the file's pages from the kernel's cache, so that the
+// next read reaches the filesystem: with the writeback cache, a file just
+// written is read from the pages its writes filled, and the kernel keeps
+// no access time of its own for a FUSE file.
+func dropCache(t testing.TB, path string) {
+	t.Helper()
+	fd, err := unix.Open(path, unix.O_RDONLY, 0)
+	require.NoError(t, err)
+	defer unix.Close(fd)
+	require.NoError(t, unix.Fsync(fd)) // written back: the pages are clean
+	require.NoError(t, unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED))
+}

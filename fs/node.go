@@ -280,11 +280,28 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 		}
 		return nil
 	})
+	if errno == syscall.ENOENT && in.Valid&^timesOnly == 0 {
+		// With the writeback cache the kernel writes back the change
+		// time it sets at unlink, rename and link (a setattr of times
+		// alone), also when that unlink or rename removed the inode:
+		// there is nothing left to keep it in. Failing would fail the
+		// next fsync or syncfs of the mount.
+		r, ok := n.removed()
+		if !ok {
+			r.mode = n.StableAttr().Mode
+		}
+		r.fill(n.ino(), &out.Attr)
+		return 0
+	}
 	if errno != 0 {
 		return errno
 	}
 	return n.Getattr(ctx, fh, out)
 }
+
+// timesOnly are the setattr fields of a change of times and nothing else.
+const timesOnly = fuse.FATTR_ATIME | fuse.FATTR_MTIME | fuse.FATTR_CTIME |
+	fuse.FATTR_ATIME_NOW | fuse.FATTR_MTIME_NOW | fuse.FATTR_FH | fuse.FATTR_LOCKOWNER
 
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	st := n.fs.p.Stats()

@@ -151,3 +151,24 @@ func TestWritebackTimes(t *testing.T) {
 		require.Equal(t, int64(3000), st.Size)
 	}
 }
+
+// With the writeback cache the kernel writes back the change time it sets
+// at unlink and rename, also for the inode the operation removed: that
+// must not fail the next fsync or syncfs.
+func TestWritebackRemovedInodeTimes(t *testing.T) {
+	m := mountTest(t, writebackOptions())
+	writeFile(t, m.path("a"), []byte("a"))
+	writeFile(t, m.path("b"), []byte("b"))
+	writeFile(t, m.path("c"), []byte("c"))
+	require.NoError(t, unix.Unlink(m.path("a")))
+	require.NoError(t, unix.Rename(m.path("b"), m.path("c"))) // c's inode goes
+	m.settle()
+	fd, err := unix.Open(m.mnt, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	require.NoError(t, err)
+	require.NoError(t, unix.Syncfs(fd))
+	require.NoError(t, unix.Close(fd))
+	requireContent(t, []byte("b"), m.path("c"))
+	m.remount()
+	requireContent(t, []byte("b"), m.path("c"))
+	require.Equal(t, []string{".", "..", ".snapshots", "c"}, names(t, m.mnt))
+}
