@@ -55,33 +55,36 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 }
 
 // TestCrashCycles runs three crash cycles against real mounts in each mode:
-// commit=sync, commit=async, and commit=sync over the power-cut FS.
+// commit=sync, commit=async, commit=sync over the power-cut FS, and
+// commit=sync with the kernel writeback cache.
 func TestCrashCycles(t *testing.T) {
 	needFUSE(t)
 	bin, err := buildVosfs(t.TempDir())
 	require.NoError(t, err)
 	for _, tc := range []struct {
-		name     string
-		commit   string
-		powerCut bool
+		name      string
+		commit    string
+		powerCut  bool
+		writeback bool
 	}{
-		{"sync", "sync", false},
-		{"async", "async", false},
-		{"sync+powercut", "sync", true},
+		{"sync", "sync", false, false},
+		{"async", "async", false, false},
+		{"sync+powercut", "sync", true, false},
+		{"sync+writeback", "sync", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			seed := time.Now().UnixNano()
 			w := &lineWriter{t: t}
 			cfg := config{
-				Cycles: 3, Seed: seed, Commit: tc.commit, Threads: 3, PowerCut: tc.powerCut,
+				Cycles: 3, Seed: seed, Commit: tc.commit, Threads: 3, PowerCut: tc.powerCut, Writeback: tc.writeback,
 				Vosfs: bin, Dir: filepath.Join(t.TempDir(), "run"), Duration: 800 * time.Millisecond, Out: w,
 			}
 			t.Logf("seed %d", seed)
 			cycles, violations, err := run(cfg)
 			require.NoError(t, err)
 			require.Equal(t, 3, cycles)
-			require.Zero(t, violations, "violations (rerun: go run ./cmd/vosfs-crash --cycles 3 --threads 3 --commit %s --seed %d%s)",
-				tc.commit, seed, map[bool]string{true: " --powercut"}[tc.powerCut])
+			require.Zero(t, violations, "violations (rerun: go run ./cmd/vosfs-crash --cycles 3 --threads 3 --commit %s --seed %d%s%s)",
+				tc.commit, seed, map[bool]string{true: " --powercut"}[tc.powerCut], map[bool]string{true: " --writeback-cache"}[tc.writeback])
 			out := w.all.String()
 			require.Contains(t, out, "cycle 3/3:")
 			require.Contains(t, out, "space: data blob ")

@@ -57,8 +57,11 @@ func (v *vosfsCmd) mkfs() error {
 }
 
 // mount mounts the pool in the background and returns the daemon's pid.
-func (v *vosfsCmd) mount(commit string, powerCut *int64) (int, error) {
+func (v *vosfsCmd) mount(commit string, writeback bool, powerCut *int64) (int, error) {
 	opts := "commit=" + commit
+	if writeback {
+		opts += ",writeback_cache"
+	}
 	if powerCut != nil {
 		opts += ",powercut=" + strconv.FormatInt(*powerCut, 10)
 	}

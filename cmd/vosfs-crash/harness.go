@@ -20,11 +20,13 @@ type config struct {
 	Seed     int64
 	Commit   string // "sync" or "async"
 	Threads  int
-	PowerCut bool          // mount with -o powercut=SEED
-	Vosfs    string        // the vosfs executable
-	Dir      string        // holds pool/, mnt/ and logs/
-	Duration time.Duration // mean workload time per cycle
-	Out      io.Writer     // progress and violations
+	PowerCut bool // mount with -o powercut=SEED
+	// Writeback mounts with -o writeback_cache.
+	Writeback bool
+	Vosfs     string        // the vosfs executable
+	Dir       string        // holds pool/, mnt/ and logs/
+	Duration  time.Duration // mean workload time per cycle
+	Out       io.Writer     // progress and violations
 }
 
 // runner carries a run's state from cycle to cycle.
@@ -46,6 +48,9 @@ func (r *runner) violation(cycle int, text string) {
 	pc := ""
 	if r.cfg.PowerCut {
 		pc = " powercut"
+	}
+	if r.cfg.Writeback {
+		pc += " writeback_cache"
 	}
 	r.printf("VIOLATION cycle %d (seed %d, commit=%s%s): %s\n", cycle, r.cfg.Seed, r.cfg.Commit, pc, text)
 }
@@ -113,7 +118,7 @@ func (r *runner) mount() error {
 		s := r.rng.Int64()
 		seed = &s
 	}
-	pid, err := r.v.mount(r.cfg.Commit, seed)
+	pid, err := r.v.mount(r.cfg.Commit, r.cfg.Writeback, seed)
 	if err != nil {
 		return err
 	}

@@ -5,11 +5,15 @@
 // log of the operations, cycle after cycle on the same filesystem.
 //
 //	vosfs-crash [--cycles N] [--seed S] [--commit sync|async] [--threads T]
-//	            [--powercut] [--vosfs PATH] [--dir DIR] [--duration-per-cycle 2s]
+//	            [--powercut] [--writeback-cache] [--vosfs PATH] [--dir DIR]
+//	            [--duration-per-cycle 2s]
 //
 // With --powercut the daemon runs over blob.PowerCutFS (mount option
 // powercut=SEED), so the kill also loses or tears the pool's unsynced
-// writes as a power cut would. It must run as root with /dev/fuse.
+// writes as a power cut would. With --writeback-cache the mount lets the
+// kernel cache writes; the workload's writes open, write and close the
+// file, and the close writes the pages back, so the guarantees checked are
+// the same. It must run as root with /dev/fuse.
 //
 // After the last cycle it waits up to a minute for aggregation to bring the
 // pool's data blob and heap within bounds of the files' bytes (a pool
@@ -37,6 +41,7 @@ func main() {
 	flag.StringVar(&cfg.Commit, "commit", "sync", "commit mode of the mount: sync or async")
 	flag.IntVar(&cfg.Threads, "threads", 4, "workload threads")
 	flag.BoolVar(&cfg.PowerCut, "powercut", false, "mount in power-cut test mode (-o powercut=SEED)")
+	flag.BoolVar(&cfg.Writeback, "writeback-cache", false, "mount with the kernel writeback cache (-o writeback_cache)")
 	flag.StringVar(&cfg.Vosfs, "vosfs", "", "the vosfs executable (default: build vosfs/cmd/vosfs)")
 	flag.StringVar(&cfg.Dir, "dir", "", "directory for the pool, the mount point and the logs (default: a new one in /var/tmp)")
 	flag.DurationVar(&cfg.Duration, "duration-per-cycle", 2*time.Second, "mean time the workload runs before the kill")
@@ -92,6 +97,9 @@ func realMain(cfg config) int {
 	pc := ""
 	if cfg.PowerCut {
 		pc = ", power cut"
+	}
+	if cfg.Writeback {
+		pc += ", writeback cache"
 	}
 	fmt.Printf("vosfs-crash: seed %d, commit=%s%s, %d threads, %d cycles of ~%v, in %s\n",
 		cfg.Seed, cfg.Commit, pc, cfg.Threads, cfg.Cycles, cfg.Duration, cfg.Dir)

@@ -59,15 +59,20 @@ func execOp(mnt string, op *Op, data []byte) string {
 	panic("unknown kind " + op.Kind)
 }
 
-// withFile opens p, runs fn and closes it (a failed close changes no
-// result: the daemon does nothing at close but release).
+// withFile opens p, runs fn and closes it. A failed close makes the
+// result its error: with the kernel writeback cache a write(2) only fills
+// the page cache and the close writes the pages back, so the write is
+// done when the close is.
 func withFile(p string, flags int, fn func(fd int) string) string {
 	fd, err := unix.Open(p, flags|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return errName(err)
 	}
-	defer unix.Close(fd)
-	return fn(fd)
+	res := fn(fd)
+	if err := unix.Close(fd); err != nil && res == resOK {
+		return errName(err)
+	}
+	return res
 }
 
 func pwrite(fd int, p []byte, off int64) string {
