@@ -201,6 +201,12 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 			return err
 		}
 		t := time.Now().UnixNano()
+		// With the writeback cache the kernel sends the change time it
+		// stamped (its coarse clock): that is "now" for the times set
+		// to now too, so that they agree with it.
+		if ctime, ok := in.GetCTime(); ok {
+			t = ctime.UnixNano()
+		}
 		changed := false
 		if mode, ok := in.GetMode(); ok {
 			a.mode = a.mode&syscall.S_IFMT | mode&^syscall.S_IFMT
@@ -270,12 +276,7 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 			}
 		}
 		if aok || mok || changed {
-			a.ctime = t
-			// With the writeback cache the kernel keeps the change
-			// time too and sends it (FATTR_CTIME) with the rest.
-			if ctime, ok := in.GetCTime(); ok {
-				a.ctime = ctime.UnixNano()
-			}
+			a.ctime = t // the kernel's, when it sent one
 			return tx.Put(timesPath(n.oid), a.times.encode())
 		}
 		return nil
