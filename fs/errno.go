@@ -6,10 +6,7 @@ import (
 	"log"
 	"syscall"
 
-	"vosfs/alloc"
-	"vosfs/pool"
 	"vosfs/vos"
-	"vosfs/wal"
 )
 
 // errCorrupt marks a record of the filesystem that does not decode.
@@ -25,19 +22,19 @@ func (f *FS) toErrno(err error) syscall.Errno {
 	switch {
 	case errors.As(err, &e):
 		return e
-	case errors.Is(err, alloc.ErrNoSpace):
+	case errors.Is(err, vos.ErrNoSpace):
 		return syscall.ENOSPC
 	case errors.Is(err, vos.ErrKeyTooLong):
 		return syscall.ENAMETOOLONG
 	case errors.Is(err, vos.ErrRange):
 		return syscall.EFBIG
-	case errors.Is(err, wal.ErrRecordTooLarge):
+	case errors.Is(err, vos.ErrRecordTooLarge):
 		return syscall.E2BIG
 	case errors.Is(err, vos.ErrAborted):
 		return syscall.EAGAIN
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return syscall.EINTR
-	case errors.Is(err, pool.ErrClosed):
+	case errors.Is(err, vos.ErrClosed):
 		return syscall.EIO
 	case errors.Is(err, vos.ErrChecksum):
 		// Damaged stored bytes: the store logged the place once and

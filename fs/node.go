@@ -11,7 +11,6 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
-	"vosfs/alloc"
 	"vosfs/vos"
 )
 
@@ -23,7 +22,7 @@ type node struct {
 	oid uint64
 
 	hintMu sync.Mutex
-	hint   alloc.Hint // guarded by hintMu (and the allocator): sequential placement of this file's data
+	hint   vos.Hint // guarded by hintMu (and the allocator): sequential placement of this file's data
 
 	// snap, for a node inside a snapshot, is the snapshot's view: the
 	// node reads through it and refuses every change.
