@@ -20,6 +20,13 @@ func (f *FS) toErrno(err error) syscall.Errno {
 	}
 	var e syscall.Errno
 	switch {
+	case errors.Is(err, vos.ErrFailed):
+		// The pool stopped: every operation gets EIO, whatever the
+		// host's errno was (a full host disk's ENOSPC included: the
+		// pool is stopped, not full). The pool logged the cause once
+		// and shows it in its stats; it is not logged again here.
+		f.count(func(s *Stats) { s.Errors++ })
+		return syscall.EIO
 	case errors.As(err, &e):
 		return e
 	case errors.Is(err, vos.ErrNoSpace):

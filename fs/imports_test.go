@@ -55,6 +55,12 @@ func TestToErrnoSentinels(t *testing.T) {
 		{vos.ErrRecordTooLarge, syscall.E2BIG},
 		{vos.ErrAborted, syscall.EAGAIN},
 		{vos.ErrClosed, syscall.EIO},
+		{vos.ErrFailed, syscall.EIO},
+		// A pool stopped by a full host disk: its failure carries the
+		// host's ENOSPC, and the caller still gets EIO, as for every
+		// other operation of the stopped pool.
+		{fmt.Errorf("%w: sync data.blob: %w", vos.ErrFailed, syscall.ENOSPC), syscall.EIO},
+		{fmt.Errorf("%w: write wal.blob: %w", vos.ErrFailed, syscall.EIO), syscall.EIO},
 	}
 	for _, c := range cases {
 		wrapped := fmt.Errorf("write inode 7: %w", c.err)

@@ -42,14 +42,15 @@ func (p *Pool) WriteData(ext alloc.Extent, data []byte) (*DataWrite, error) {
 	if ext.Count == 0 || ext.Block+ext.Count > p.layout.DataBlocks {
 		return nil, fmt.Errorf("%w: extent %+v of %d blocks", ErrDataRange, ext, p.layout.DataBlocks)
 	}
+	if err := p.Failed(); err != nil {
+		return nil, err
+	}
 	w := &DataWrite{off: DataOffset + ext.Block*BlockSize, n: uint64(len(data)), done: make(chan struct{})}
 	p.dataSem <- struct{}{}
 	go func() {
 		defer func() { <-p.dataSem }()
-		_, err := p.dataf.WriteAt(data, int64(w.off))
-		if err != nil {
-			w.err = fmt.Errorf("pool %s: %w", p.dir, err)
-		}
+		// An error is the pool's failure: the guard stopped the pool.
+		_, w.err = p.dataf.WriteAt(data, int64(w.off))
 		// After the write, off the caller's path: the checksum is only
 		// logged, by a commit that waits for this write anyway.
 		w.crc = wal.Checksum(data)
@@ -71,6 +72,9 @@ func (p *Pool) ReadData(ext alloc.Extent, off uint64, buf []byte) error {
 		dst = make([]byte, end-start)
 	}
 	if _, err := p.dataf.ReadAt(dst, int64(start)); err != nil {
+		if f := p.Failed(); f != nil {
+			return f
+		}
 		return fmt.Errorf("pool %s: %w", p.dir, err)
 	}
 	if len(dst) != len(buf) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"vosfs/alloc"
@@ -30,6 +31,9 @@ type Options struct {
 	// Progress, if set, is told what recovery is doing: stage is "load" or
 	// "replay", done and total in bytes (total 0 when unknown).
 	Progress func(stage string, done, total uint64)
+	// Logf, if not nil, receives the pool's log lines (the failure that
+	// stops it, once); else the standard logger does.
+	Logf func(format string, args ...any)
 }
 
 // Recovery describes what Open found.
@@ -41,7 +45,7 @@ type Recovery struct {
 }
 
 // ErrFailed is wrapped by every error of a pool that stopped after an I/O
-// error; it refuses writes until reopened.
+// error (or a shutdown): it refuses every operation until reopened.
 var ErrFailed = wal.ErrFailed
 
 // ErrClosed is returned by operations on a closed pool.
@@ -62,6 +66,11 @@ type Pool struct {
 	heapA    *alloc.Heap
 	vea      *alloc.VEA
 	recovery Recovery
+	opts     Options
+
+	// failure is set once, by the first failed write or sync of a blob
+	// (or Shutdown); read without a lock at the entry of every operation.
+	failure atomic.Pointer[failedError]
 
 	turn    chan struct{} // the writer turn: FIFO, held from WaitSpace to Append
 	closing chan struct{} // closed by Close once it holds the turn for good
@@ -79,7 +88,7 @@ func Open(fsys blob.FS, dir string, opts Options) (_ *Pool, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: %w", dir, err)
 	}
-	p := &Pool{dir: dir, lock: lock}
+	p := &Pool{dir: dir, lock: lock, opts: opts}
 	defer func() {
 		if err != nil {
 			if p.log != nil {
@@ -98,6 +107,7 @@ func Open(fsys blob.FS, dir string, opts Options) (_ *Pool, err error) {
 	if p.walf, err = openBlob(fsys, dir, WALFile); err != nil {
 		return nil, err
 	}
+	p.walf = p.guard(p.walf)
 	var ck *checkpoint.Checkpointer
 	p.log, err = wal.Open(p.walf, wal.Options{
 		DataSync:  func() error { return p.dataf.Sync() },
@@ -118,6 +128,7 @@ func Open(fsys blob.FS, dir string, opts Options) (_ *Pool, err error) {
 	if p.dataf, dh, err = openStaticBlob(fsys, dir, DataFile, dataMagic, p.uuid); err != nil {
 		return nil, err
 	}
+	p.metaf, p.dataf = p.guard(p.metaf), p.guard(p.dataf)
 	if mh.units != mh.size-HeapOffset || dh.units != (dh.size-DataOffset)/BlockSize {
 		return nil, fmt.Errorf("%w: %s: blob headers disagree with their sizes", ErrBadPool, dir)
 	}
@@ -175,7 +186,7 @@ func Open(fsys blob.FS, dir string, opts Options) (_ *Pool, err error) {
 	ck = checkpoint.New(p.heap, p.log, p.metaf, HeapOffset, checkpoint.Options{
 		Interval:   opts.CheckpointInterval,
 		DirtyLimit: opts.DirtyLimit,
-		OnError:    func(err error) { p.log.Fail(err) },
+		OnError:    func(err error) { p.stopOn("checkpoint", err) },
 	})
 	p.ckpt = ck
 	ck.Start()
@@ -260,10 +271,24 @@ func (p *Pool) Extents() *alloc.VEA { return p.vea }
 func (p *Pool) Heap() *umem.Heap { return p.heap }
 
 // Checkpoint runs a checkpoint now.
-func (p *Pool) Checkpoint() error { return p.ckpt.Run() }
+func (p *Pool) Checkpoint() error {
+	if err := p.Failed(); err != nil {
+		return err
+	}
+	return p.failedOr(p.ckpt.Run())
+}
 
-// Err returns the failure that stopped the pool, or nil.
-func (p *Pool) Err() error { return p.log.Err() }
+// failedOr returns the pool's failure if it has failed, else err: an
+// operation that failed because the pool stopped under it reports why.
+func (p *Pool) failedOr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if f := p.Failed(); f != nil {
+		return f
+	}
+	return err
+}
 
 // Close flushes the log, checkpoints and marks the pool clean. A failed pool
 // is closed without being marked clean and Close returns the failure.
@@ -286,5 +311,5 @@ func (p *Pool) Close() error {
 	if err == nil {
 		err = p.log.MarkClean()
 	}
-	return err
+	return p.failedOr(err)
 }

@@ -48,7 +48,7 @@ func (p *Pool) Shutdown(flag ShutdownFlag) error {
 	// The pool stops even if the flush failed: a shutdown never leaves it
 	// running. The flush's failure is reported, since what it promised
 	// did not happen.
-	p.log.Fail(ErrShutdown)
+	p.stop(&Failure{Op: "shutdown", Off: -1, Err: ErrShutdown})
 	if err != nil {
 		return fmt.Errorf("pool %s: shutdown: %w", p.dir, err)
 	}

@@ -15,6 +15,13 @@ type Stats struct {
 	Heap       alloc.HeapStats
 	Data       alloc.VEAStats
 	DirtyBytes uint64
+	// WriteErrors counts failed writes, syncs, truncates and punches of
+	// the blobs: the first stops the pool, so more than one means others
+	// were in flight with it. ReadErrors counts failed blob reads.
+	WriteErrors uint64
+	ReadErrors  uint64
+	// Failure is what stopped the pool, nil while it runs.
+	Failure *Failure
 }
 
 // Stats returns a snapshot of the counters.
@@ -27,5 +34,6 @@ func (p *Pool) Stats() Stats {
 	s.Heap = p.heapA.Stats()
 	s.Data = p.vea.Stats()
 	s.DirtyBytes = p.heap.DirtyBytes()
+	s.Failure = p.Failure()
 	return s
 }

@@ -43,8 +43,8 @@ func (tx *Tx) AddData(w *DataWrite) error {
 
 // Pending is a transaction applied and in the log, maybe not yet durable.
 type Pending struct {
-	res  umem.Result
-	heap *umem.Heap
+	res umem.Result
+	p   *Pool
 }
 
 // ID is the transaction ID (0 for a transaction that changed nothing).
@@ -61,9 +61,9 @@ func (c *Pending) Wait() error {
 		return nil
 	}
 	if err := c.res.Wait(); err != nil {
-		return err
+		return c.p.failedOr(err)
 	}
-	c.heap.MarkCommitted(c.res.ID, c.res.Pages)
+	c.p.heap.MarkCommitted(c.res.ID, c.res.Pages)
 	return nil
 }
 
@@ -82,6 +82,9 @@ func (p *Pool) Update(ctx context.Context, fn func(*Tx) error) (wal.ID, error) {
 // UpdateAsync runs fn as one transaction and returns once it is applied and
 // in the log, before it is durable: call Wait, or Sync for everything.
 func (p *Pool) UpdateAsync(ctx context.Context, fn func(*Tx) error) (*Pending, error) {
+	if err := p.Failed(); err != nil {
+		return nil, err
+	}
 	select {
 	case p.turn <- struct{}{}:
 	case <-p.closing:
@@ -91,7 +94,7 @@ func (p *Pool) UpdateAsync(ctx context.Context, fn func(*Tx) error) (*Pending, e
 	}
 	defer func() { <-p.turn }()
 	if err := p.log.WaitSpace(ctx); err != nil {
-		return nil, err
+		return nil, p.failedOr(err)
 	}
 	utx := p.heap.Begin(p.log.RecordLimit())
 	if err := fn(&Tx{Tx: utx, p: p}); err != nil {
@@ -102,17 +105,32 @@ func (p *Pool) UpdateAsync(ctx context.Context, fn func(*Tx) error) (*Pending, e
 	res, err := utx.Commit(p.log)
 	if err != nil {
 		p.count(func(s *Stats) { s.Aborts++ })
+		if f := p.Failed(); f != nil {
+			return nil, f
+		}
 		return nil, fmt.Errorf("pool %s: commit: %w", p.dir, err)
 	}
 	p.count(func(s *Stats) { s.Commits++ })
-	return &Pending{res: res, heap: p.heap}, nil
+	return &Pending{res: res, p: p}, nil
 }
 
 // Sync waits until every transaction applied so far is durable.
-func (p *Pool) Sync() error { return p.log.Flush() }
+func (p *Pool) Sync() error {
+	if err := p.Failed(); err != nil {
+		return err
+	}
+	return p.failedOr(p.log.Flush())
+}
 
-// View runs fn with the heap read-locked.
-func (p *Pool) View(fn func(umem.Reader) error) error { return p.heap.View(fn) }
+// View runs fn with the heap read-locked. A failed pool refuses reads too:
+// its heap may hold changes that were applied but never became durable,
+// and no reader may see a state that the next mount will not have.
+func (p *Pool) View(fn func(umem.Reader) error) error {
+	if err := p.Failed(); err != nil {
+		return err
+	}
+	return p.heap.View(fn)
+}
 
 func (p *Pool) count(fn func(*Stats)) {
 	p.mu.Lock()

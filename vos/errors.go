@@ -17,6 +17,10 @@ var (
 	ErrRecordTooLarge = wal.ErrRecordTooLarge
 	// ErrClosed: the pool under the store was closed.
 	ErrClosed = pool.ErrClosed
+	// ErrFailed: the pool under the store stopped after a failed write or
+	// sync of one of its blobs (or a shutdown); every later operation,
+	// reads included, fails with it until the pool is opened again.
+	ErrFailed = pool.ErrFailed
 )
 
 // Hint carries where a file's last extent was placed so that sequential

@@ -183,6 +183,11 @@ func (s *Store) Close() error {
 // Pool is the pool under the store.
 func (s *Store) Pool() *pool.Pool { return s.p }
 
+// Failed returns the error that stopped the pool under the store (wrapping
+// ErrFailed and its cause), or nil while it runs. It takes no lock, so that
+// the layer above can check it at the entry of every operation.
+func (s *Store) Failed() error { return s.p.Failed() }
+
 // Epoch is the epoch of the last committed transaction.
 func (s *Store) Epoch() uint64 {
 	s.mu.Lock()

@@ -260,7 +260,10 @@ func (l *Log) fail(err error) error {
 
 func (l *Log) failLocked(err error) error {
 	if l.failed == nil {
-		l.failed = fmt.Errorf("%w: %s: %w", ErrFailed, l.f.Name(), err)
+		l.failed = err
+		if !errors.Is(err, ErrFailed) {
+			l.failed = fmt.Errorf("%w: %s: %w", ErrFailed, l.f.Name(), err)
+		}
 		close(l.spaceCh)
 		l.spaceCh = make(chan struct{})
 	}
