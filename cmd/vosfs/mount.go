@@ -13,7 +13,6 @@ import (
 	"strings"
 	"syscall"
 
-	"vosfs/fs"
 	"vosfs/pool"
 )
 
@@ -29,24 +28,9 @@ command returns once the mount is live (or failed). Unmount with
 everything back and marks the pool clean. A pool that was not unmounted
 cleanly is recovered from its log when mounted.
 
-Options (-o, comma-separated; -o may be repeated):
-  commit=sync|async   reply once the change is durable (sync, the default),
-                      or once applied (async; fsync waits for durability)
-  threshold=SIZE      writes from this size go to the data blob directly,
-                      smaller ones in the log record (512 B..1 MiB,
-                      default 16 KiB)
-  entry_timeout=SECS  kernel cache of names (default 1)
-  attr_timeout=SECS   kernel cache of attributes (default 1)
-  writeback_cache     let the kernel cache writes (nowriteback_cache: not)
-  max_write=SIZE      largest write request (4 KiB..1 MiB, default 1 MiB)
-  allow_other         let other users than the mounter in (the default
-                      when root mounts; noallow_other: only the mounter)
-  ro, rw              read-only or read-write (default rw)
-  debug               log every FUSE request
-Generic mount options (defaults, dev, nodev, suid, nosuid, exec, noexec,
-auto, noauto, user, nouser, _netdev, nofail, x-*, ...) are accepted and
-ignored.
-`,
+Options (-o, comma-separated; -o may be repeated), of vosfs, of FUSE, of
+the kernel (VFS), of fstab; anything else is refused:
+` + optionsHelp(),
 	run: runMount,
 }
 
@@ -86,7 +70,9 @@ func runMount(c *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts.FsName = poolDir
+	if opts.FsName == "" {
+		opts.FsName = poolDir
+	}
 	cfg := daemonConfig{pool: poolDir, mountpoint: mp, opts: opts, test: test}
 
 	if test.powerCut != nil && *notifyFD < 0 {
@@ -126,87 +112,6 @@ func runMount(c *command, args []string) error {
 		return runDaemon(cfg, nil)
 	}
 	return startBackground(cfg, optList.String())
-}
-
-// testOptions are the hidden mount options of crash tests, which change
-// how the daemon opens the pool and are never meant for real use.
-type testOptions struct {
-	// powerCut, when set, opens the pool over blob.NewPowerCutFS with this
-	// seed instead of the real files with O_DIRECT: writes not synced live
-	// only in the daemon's memory, so killing the daemon loses them (or
-	// tears them) as a power cut would.
-	powerCut *int64
-}
-
-// parseMountOptions takes the test options (powercut=SEED) out of an -o
-// list, then parses the rest with mountOptions.
-func parseMountOptions(list string) (fs.Options, testOptions, error) {
-	var test testOptions
-	var rest []string
-	for _, o := range strings.Split(list, ",") {
-		k, v, _ := strings.Cut(o, "=")
-		if k != "powercut" {
-			rest = append(rest, o)
-			continue
-		}
-		seed, err := strconv.ParseInt(v, 0, 64)
-		if err != nil {
-			return fs.Options{}, test, fmt.Errorf("mount option %q: powercut takes an integer seed", o)
-		}
-		test.powerCut = &seed
-	}
-	opts, err := mountOptions(strings.Join(rest, ","))
-	return opts, test, err
-}
-
-// defaultMountOptions are the options of a mount with no -o. Mounted by
-// root, the filesystem lets every user in (allow_other) and the kernel
-// checks their permissions against the modes, as for a disk filesystem;
-// without it, the kernel turns away every user but the mounter.
-func defaultMountOptions() fs.Options {
-	opts := fs.DefaultOptions()
-	opts.AllowOther = os.Geteuid() == 0
-	return opts
-}
-
-// mountOptions parses an -o list: vosfs's own options, and generic mount
-// options, which are accepted and ignored. Anything else is an error.
-func mountOptions(list string) (fs.Options, error) {
-	opts := defaultMountOptions()
-	rest, err := fs.ParseOptions(&opts, list)
-	if err != nil {
-		return opts, err
-	}
-	for _, o := range rest {
-		if !genericOption(o) {
-			return opts, fmt.Errorf("unknown mount option %q", o)
-		}
-	}
-	return opts, nil
-}
-
-// genericOptions are the options of mount(8) and fstab that mean nothing
-// to vosfs (the kernel and mount(8) handle them, or they only say when to
-// mount).
-var genericOptions = map[string]bool{
-	"defaults": true, "rw": true, "dev": true, "nodev": true, "suid": true, "nosuid": true,
-	"exec": true, "noexec": true, "auto": true, "noauto": true, "user": true, "nouser": true,
-	"users": true, "owner": true, "group": true, "_netdev": true, "nofail": true,
-	"atime": true, "noatime": true, "relatime": true, "norelatime": true, "strictatime": true,
-	"diratime": true, "nodiratime": true, "lazytime": true, "nolazytime": true,
-	"silent": true, "loud": true,
-}
-
-func genericOption(o string) bool {
-	if genericOptions[o] {
-		return true
-	}
-	for _, prefix := range []string{"x-", "comment=", "user="} {
-		if strings.HasPrefix(o, prefix) && len(o) > len(prefix) {
-			return true
-		}
-	}
-	return false
 }
 
 // isHelperName reports whether the program was run as the mount helper.

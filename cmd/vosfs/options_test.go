@@ -3,14 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"vosfs/fs"
 )
 
 func TestHelperArgs(t *testing.T) {
@@ -52,39 +48,6 @@ func TestHelperName(t *testing.T) {
 	assert.True(t, isHelperName("/usr/sbin/mount.vosfs"))
 	assert.False(t, isHelperName("/usr/local/bin/vosfs"))
 	assert.False(t, isHelperName("mount.fuse"))
-}
-
-func TestMountOptions(t *testing.T) {
-	opts, err := mountOptions("")
-	require.NoError(t, err)
-	want := fs.DefaultOptions()
-	want.AllowOther = os.Geteuid() == 0
-	assert.Equal(t, want, opts, "defaults: allow_other when root")
-	opts, err = mountOptions("noallow_other")
-	require.NoError(t, err)
-	assert.False(t, opts.AllowOther)
-
-	opts, err = mountOptions("defaults,commit=async,threshold=64KiB,attr_timeout=0.5,ro,allow_other")
-	require.NoError(t, err)
-	assert.Equal(t, fs.CommitAsync, opts.Commit)
-	assert.Equal(t, 64<<10, opts.Threshold)
-	assert.Equal(t, 500*time.Millisecond, opts.AttrTimeout)
-	assert.True(t, opts.ReadOnly)
-	assert.True(t, opts.AllowOther)
-
-	// Generic mount options are accepted and change nothing.
-	generic := "rw,dev,nodev,suid,nosuid,exec,noexec,auto,noauto,user,nouser,users,defaults,_netdev,nofail," +
-		"noatime,relatime,x-systemd.automount,x-systemd.requires=network.target,comment=foo,user=alice"
-	opts, err = mountOptions(generic)
-	require.NoError(t, err)
-	assert.Equal(t, want, opts)
-
-	for _, bad := range []string{"frobnicate", "commit=sync,bogus=1", "x-", "commit=maybe", "threshold=banana", "max_write=2MiB"} {
-		_, err := mountOptions(bad)
-		assert.Error(t, err, "%q accepted", bad)
-	}
-	_, err = mountOptions("nodev,frobnicate")
-	assert.EqualError(t, err, `unknown mount option "frobnicate"`)
 }
 
 func TestParseMountinfo(t *testing.T) {

@@ -30,7 +30,4 @@ func TestParseMountOptionsPowerCut(t *testing.T) {
 		_, _, err := parseMountOptions(bad)
 		assert.Error(t, err, "%q accepted", bad)
 	}
-	// Only the mount command knows it: fs.ParseOptions never sees it.
-	_, err = mountOptions("powercut=1")
-	assert.Error(t, err)
 }
