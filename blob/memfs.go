@@ -23,10 +23,16 @@ import (
 // the old block, which is how a device may lose, keep or tear a multi-block
 // write.
 //
+// A failed Sync (an injected fault) drops the blocks changed since the last
+// Sync, as Linux does when writeback fails: they read as their durable
+// contents again, the size as the durable size, and no later Sync makes
+// them durable — so an engine that retries a failed sync and takes its
+// success for durability loses the data, as it would on a real disk.
+//
 // Simplifications: creating and removing a file are durable at once, so
-// SyncDir does nothing; a failed Sync leaves the changed blocks pending; a
-// size change not yet synced survives a power cut only as far as the kept
-// blocks imply. Paths are cleaned and never checked against directories.
+// SyncDir does nothing; a size change not yet synced survives a power cut
+// only as far as the kept blocks imply. Paths are cleaned and never checked
+// against directories.
 //
 // MemFS is safe for concurrent use; one mutex serialises everything.
 type MemFS struct {
@@ -217,8 +223,17 @@ func (m *MemFS) step(op Op, key string) error {
 		}
 	}
 	var err error
-	armed := m.faults[:0]
-	for _, f := range m.faults {
+	m.faults, err = fireFaults(m.faults, op, key)
+	return err
+}
+
+// fireFaults counts one operation op on the file key against the armed
+// faults and returns those still armed and the error of the first that
+// fires now (nil if none).
+func fireFaults(faults []*memFault, op Op, key string) ([]*memFault, error) {
+	var err error
+	armed := faults[:0]
+	for _, f := range faults {
 		if f.op == op && (f.file == "" || f.file == key) {
 			if f.left--; f.left == 0 {
 				if err == nil {
@@ -229,9 +244,8 @@ func (m *MemFS) step(op Op, key string) error {
 		}
 		armed = append(armed, f)
 	}
-	clear(m.faults[len(armed):])
-	m.faults = armed
-	return err
+	clear(faults[len(armed):])
+	return armed, err
 }
 
 // Create creates an empty file, durable at once.
@@ -419,11 +433,15 @@ func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// Sync makes the current contents and size durable.
+// Sync makes the current contents and size durable. An injected failure
+// drops the changes instead (see MemFS).
 func (f *memFile) Sync() error {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	if err := f.begin(OpSync, false); err != nil {
+		if f.fs.image == nil && !errors.Is(err, os.ErrClosed) {
+			f.d.drop()
+		}
 		return fmt.Errorf("blob: sync %s: %w", f.name, err)
 	}
 	f.d.sync()
@@ -546,6 +564,22 @@ func (d *memData) sync() {
 	}
 	clear(d.dirty)
 	d.durableSize = d.size
+}
+
+// drop forgets every change since the last sync, as a failed writeback
+// does: changed blocks read as their durable contents and the size is the
+// durable size.
+func (d *memData) drop() {
+	for b := range d.dirty {
+		if blk := d.durable[b]; blk != nil {
+			c := *blk
+			d.cur[b] = &c
+		} else {
+			delete(d.cur, b)
+		}
+	}
+	clear(d.dirty)
+	d.size = d.durableSize
 }
 
 // truncate sets the size. Growing changes no block; shrinking drops or

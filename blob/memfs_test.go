@@ -342,18 +342,46 @@ func TestMemFSInjectWriteError(t *testing.T) {
 	require.Equal(t, 3, mut, "failed operations count")
 }
 
-func TestMemFSInjectENOSPC(t *testing.T) {
+// A failed sync drops what it could not write, as Linux writeback does: the
+// changed blocks read as before, the size is the durable one, and a later
+// sync that succeeds makes none of them durable (retrying a failed fsync
+// and believing it is the mistake this catches).
+func TestMemFSFailedSyncDropsUnsyncedBlocks(t *testing.T) {
 	m := NewMemFS(0)
 	f := create(t, m, "a")
 	write(t, f, fill('A', BlockSize), 0)
+	require.NoError(t, f.Sync())
+	write(t, f, fill('B', BlockSize), 0)
+	write(t, f, fill('C', BlockSize), BlockSize)
 	m.Inject(OpSync, 1, syscall.ENOSPC)
 	err := f.Sync()
 	require.ErrorIs(t, err, syscall.ENOSPC)
 	require.EqualError(t, err, "blob: sync a: no space left on device")
-	require.NoError(t, f.Sync())
-	got, err := m.Crash().ReadFile("a")
+	got, err := m.ReadFile("a")
 	require.NoError(t, err)
-	require.Equal(t, fill('A', BlockSize), got)
+	require.Equal(t, fill('A', BlockSize), got, "the unsynced blocks are gone, the size is the durable one")
+	require.NoError(t, f.Sync(), "the retry succeeds")
+	got, err = m.Crash().ReadFile("a")
+	require.NoError(t, err)
+	require.Equal(t, fill('A', BlockSize), got, "and made nothing of the dropped writes durable")
+}
+
+// A failed sync drops only the file it failed on.
+func TestMemFSFailedSyncDropsOnlyItsFile(t *testing.T) {
+	m := NewMemFS(0)
+	a, b := create(t, m, "a"), create(t, m, "b")
+	write(t, a, fill('A', BlockSize), 0)
+	write(t, b, fill('B', BlockSize), 0)
+	m.InjectFile("a", OpSync, 1, syscall.EIO)
+	require.ErrorIs(t, a.Sync(), syscall.EIO)
+	require.NoError(t, b.Sync())
+	img := m.Crash()
+	got, err := img.ReadFile("a")
+	require.NoError(t, err)
+	require.Empty(t, got)
+	got, err = img.ReadFile("b")
+	require.NoError(t, err)
+	require.Equal(t, fill('B', BlockSize), got)
 }
 
 func TestMemFSInjectShortWrite(t *testing.T) {

@@ -34,6 +34,11 @@ import (
 // sync) after a short random delay, so that a kill also keeps some unsynced
 // blocks.
 //
+// A failed Sync (the host's error or an injected one, see Inject) drops
+// the blocks it had taken from the overlay, as Linux writeback does: those
+// it had already written through stay on the host unsynced, the others are
+// lost, and no later Sync writes them.
+//
 // Files are opened buffered (no O_DIRECT: writes are staged anyway), and
 // every handle of one path shares one overlay, which outlives the last
 // Close while it holds unsynced blocks, as a page cache would. Creating,
@@ -48,6 +53,7 @@ type PowerCutFS struct {
 	rng     *rand.Rand         // guarded by mu
 	files   map[string]*pcData // open (or still staged) files by cleaned path; guarded by mu
 	trickle float64            // share of written blocks trickled early; guarded by mu
+	faults  []*memFault        // armed injections, oldest first; guarded by mu
 
 	queue    chan pcTrickle
 	stop     chan struct{}
@@ -86,6 +92,38 @@ func (p *PowerCutFS) Trickle() float64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.trickle
+}
+
+// Inject makes the n-th operation of kind op from now, on any file, fail
+// with err, as MemFS.Inject does (a failed Sync also drops what it had
+// staged); InjectFile counts only operations on name.
+func (p *PowerCutFS) Inject(op Op, n int, err error) { p.InjectFile("", op, n, err) }
+
+// InjectFile is Inject counting only operations on the file name; an empty
+// name means any file.
+func (p *PowerCutFS) InjectFile(name string, op Op, n int, err error) {
+	if err == nil {
+		panic("blob: PowerCutFS.Inject with a nil error")
+	}
+	if name != "" {
+		name = filepath.Clean(name)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.faults = append(p.faults, &memFault{op: op, file: name, left: max(n, 1), err: err})
+}
+
+// fire counts one operation op on the file name against the armed faults
+// and returns the injected error, if one fires now.
+func (p *PowerCutFS) fire(op Op, name string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.faults) == 0 {
+		return nil
+	}
+	var err error
+	p.faults, err = fireFaults(p.faults, op, filepath.Clean(name))
+	return err
 }
 
 // Close stops the trickle; blocks it had not written yet stay staged. The
@@ -394,6 +432,9 @@ func (f *pcFile) readAt(p []byte, off int64) (int, error) {
 	case off < 0:
 		return 0, fs.ErrInvalid
 	}
+	if err := f.fs.fire(OpRead, f.name); err != nil {
+		return 0, err
+	}
 	d := f.d
 	d.mu.RLock()
 	defer d.mu.RUnlock()
@@ -431,10 +472,23 @@ func (f *pcFile) readAt(p []byte, off int64) (int, error) {
 
 // WriteAt stages p at off, growing the file if needed.
 func (f *pcFile) WriteAt(p []byte, off int64) (int, error) {
-	if err := f.writeAt(p, off); err != nil {
+	if f.isClosed() {
+		return 0, fmt.Errorf("blob: write %s at %d: %w", f.name, off, os.ErrClosed)
+	}
+	n := len(p)
+	fault := f.fs.fire(OpWrite, f.name)
+	if errors.Is(fault, ErrShortWrite) {
+		n = len(p) / 2 / BlockSize * BlockSize
+	} else if fault != nil {
+		n = 0
+	}
+	if err := f.writeAt(p[:n], off); err != nil {
 		return 0, fmt.Errorf("blob: write %s at %d: %w", f.name, off, err)
 	}
-	return len(p), nil
+	if fault != nil {
+		return n, fmt.Errorf("blob: write %s at %d: %w", f.name, off, fault)
+	}
+	return n, nil
 }
 
 func (f *pcFile) writeAt(p []byte, off int64) error {
@@ -492,6 +546,16 @@ func (f *pcFile) sync() error {
 	d := f.d
 	d.out.Lock()
 	defer d.out.Unlock()
+	if err := f.fs.fire(OpSync, f.name); err != nil {
+		d.mu.Lock()
+		staged := make([]pcStaged, 0, len(d.blocks))
+		for b, blk := range d.blocks {
+			staged = append(staged, pcStaged{b, blk})
+		}
+		d.dropLocked(staged)
+		d.mu.Unlock()
+		return err
+	}
 
 	d.mu.Lock()
 	if d.closed {
@@ -510,6 +574,21 @@ func (f *pcFile) sync() error {
 	slices.SortFunc(staged, func(a, b pcStaged) int { return int(a.b - b.b) })
 	f.fs.shuffle(staged)
 
+	err := d.writeOut(staged, size, cut)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	// Done or failed, the blocks taken leave the overlay: written and
+	// synced, or dropped as a failed writeback drops them.
+	d.dropLocked(staged)
+	if err == nil && d.cuts == cuts {
+		d.cut = -1
+	}
+	return err
+}
+
+// writeOut applies a pending cut, writes the staged blocks and the size to
+// the host file and fdatasyncs it. d.out must be held.
+func (d *pcData) writeOut(staged []pcStaged, size, cut int64) error {
 	if cut >= 0 {
 		if err := d.f.Truncate(cut); err != nil {
 			return err
@@ -529,21 +608,17 @@ func (f *pcFile) sync() error {
 			return err
 		}
 	}
-	if err := d.f.Sync(); err != nil {
-		return err
-	}
+	return d.f.Sync()
+}
 
-	d.mu.Lock()
-	defer d.mu.Unlock()
+// dropLocked removes the staged blocks of staged from the overlay, unless
+// a write replaced them since. d.mu must be held.
+func (d *pcData) dropLocked(staged []pcStaged) {
 	for _, s := range staged {
 		if d.blocks[s.b] == s.blk {
 			delete(d.blocks, s.b)
 		}
 	}
-	if d.cuts == cuts {
-		d.cut = -1
-	}
-	return nil
 }
 
 // Size returns the size handles see.
@@ -563,6 +638,9 @@ func (f *pcFile) Truncate(size int64) error {
 		return fmt.Errorf("blob: truncate %s to %d: %w", f.name, size, os.ErrClosed)
 	case size < 0:
 		return fmt.Errorf("blob: truncate %s to %d: %w", f.name, size, fs.ErrInvalid)
+	}
+	if err := f.fs.fire(OpTruncate, f.name); err != nil {
+		return fmt.Errorf("blob: truncate %s to %d: %w", f.name, size, err)
 	}
 	d := f.d
 	d.mu.Lock()
@@ -596,6 +674,9 @@ func (f *pcFile) Punch(off, n int64) error {
 		return fmt.Errorf("blob: punch %s at %d+%d: %w", f.name, off, n, os.ErrClosed)
 	case off < 0 || n < 0:
 		return fmt.Errorf("blob: punch %s at %d+%d: %w", f.name, off, n, fs.ErrInvalid)
+	}
+	if err := f.fs.fire(OpPunch, f.name); err != nil {
+		return fmt.Errorf("blob: punch %s at %d+%d: %w", f.name, off, n, err)
 	}
 	d := f.d
 	d.mu.Lock()

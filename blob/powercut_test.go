@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -304,5 +305,72 @@ func TestPowerCutConcurrent(t *testing.T) {
 	require.NoError(t, f.Sync())
 	got := hostBytes(t, name)
 	require.Equal(t, want[:len(got)], got)
+	require.NoError(t, f.Close())
+}
+
+// An injected sync failure drops the staged blocks, as a failed writeback
+// does: reads see the host's (old) bytes, and a later sync that succeeds
+// writes none of the dropped ones.
+func TestPowerCutFailedSyncDropsStagedBlocks(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "blob")
+	p := newQuietPowerCutFS(t, 5)
+	f, err := p.Create(name)
+	require.NoError(t, err)
+	old := bytes.Repeat([]byte{'A'}, 2*BlockSize)
+	_, err = f.WriteAt(old, 0)
+	require.NoError(t, err)
+	require.NoError(t, f.Sync())
+
+	_, err = f.WriteAt(bytes.Repeat([]byte{'B'}, BlockSize), BlockSize)
+	require.NoError(t, err)
+	p.InjectFile(filepath.Join(dir, ".", "blob"), OpSync, 1, syscall.EIO)
+	err = f.Sync()
+	require.ErrorIs(t, err, syscall.EIO)
+	require.Contains(t, err.Error(), "blob: sync "+name)
+	require.Equal(t, old, readAll(t, f), "the staged block is gone")
+	require.NoError(t, f.Sync(), "the retry succeeds")
+	require.Equal(t, old, hostBytes(t, name), "and wrote nothing of the dropped block")
+	require.NoError(t, f.Close())
+}
+
+// Injected write, read, truncate and punch failures change nothing; an
+// injected short write stages the first half, rounded down to a block.
+func TestPowerCutInject(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "blob")
+	p := newQuietPowerCutFS(t, 6)
+	f, err := p.Create(name)
+	require.NoError(t, err)
+	a := bytes.Repeat([]byte{'A'}, 4*BlockSize)
+	_, err = f.WriteAt(a, 0)
+	require.NoError(t, err)
+
+	p.Inject(OpWrite, 2, syscall.EIO)
+	_, err = f.WriteAt([]byte("x"), 0) // the first write counts, succeeds
+	require.NoError(t, err)
+	n, err := f.WriteAt(bytes.Repeat([]byte{'B'}, BlockSize), BlockSize)
+	require.ErrorIs(t, err, syscall.EIO)
+	require.Zero(t, n)
+	a[0] = 'x'
+	require.Equal(t, a, readAll(t, f))
+
+	p.Inject(OpWrite, 1, ErrShortWrite)
+	n, err = f.WriteAt(bytes.Repeat([]byte{'C'}, 3*BlockSize), 0)
+	require.ErrorIs(t, err, ErrShortWrite)
+	require.Equal(t, BlockSize, n)
+	copy(a, bytes.Repeat([]byte{'C'}, BlockSize))
+	require.Equal(t, a, readAll(t, f))
+
+	p.Inject(OpRead, 1, syscall.EIO)
+	p.Inject(OpTruncate, 1, syscall.EIO)
+	p.Inject(OpPunch, 1, syscall.EIO)
+	_, err = f.ReadAt(make([]byte, BlockSize), 0)
+	require.ErrorIs(t, err, syscall.EIO)
+	require.ErrorIs(t, f.Truncate(0), syscall.EIO)
+	require.ErrorIs(t, f.Punch(0, BlockSize), syscall.EIO)
+	require.Equal(t, a, readAll(t, f), "spent, and nothing changed")
+	require.NoError(t, f.Sync())
+	require.Equal(t, a, hostBytes(t, name))
 	require.NoError(t, f.Close())
 }
