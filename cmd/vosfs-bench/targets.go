@@ -115,7 +115,7 @@ func (t *target) mountVosfs(ctx context.Context) error {
 	if _, err := exec.LookPath(t.vosfs); err != nil {
 		return fmt.Errorf("no vosfs binary: %w", err)
 	}
-	if _, err := command(ctx, 2*time.Minute, t.vosfs, "mkfs", "--size", t.poolSize, t.pool); err != nil {
+	if _, err := command(ctx, 2*time.Minute, t.vosfs, "mkfs", "--fill", "zero", "--size", t.poolSize, t.pool); err != nil {
 		return fmt.Errorf("vosfs mkfs: %w", err)
 	}
 	_, err := command(ctx, 5*time.Minute, t.vosfs, "mount", "--mkfs", "-o", "commit="+t.commit, t.pool, t.mnt)

@@ -86,6 +86,9 @@ func runDaemon(cfg daemonConfig, n *notifier) (err error) {
 	if err := checkMountpoint(mp); err != nil {
 		return err
 	}
+	if err := checkNesting(dir, mp); err != nil {
+		return err
+	}
 	if livePID(dir) > 0 {
 		return errAlreadyMounted(dir)
 	}
@@ -114,10 +117,11 @@ func runDaemon(cfg daemonConfig, n *notifier) (err error) {
 		p.Close()
 		return fmt.Errorf("pool %s: %w", dir, err)
 	}
-	// Catch SIGTERM and SIGINT before the mount is live: one that arrives
-	// in between waits in the channel and unmounts right after.
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	// Catch SIGTERM, SIGINT and SIGHUP (the terminal of a foreground
+	// daemon closed) before the mount is live: one that arrives in between
+	// waits in the channel and unmounts right after.
+	sigs := make(chan os.Signal, 3)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	srv, err := f.Mount(mp)
 	if err != nil {
 		signal.Stop(sigs)
@@ -314,4 +318,42 @@ func errAlreadyMounted(dir string) error {
 		return fmt.Errorf("pool %s is already mounted (%s)", dir, h)
 	}
 	return fmt.Errorf("pool %s is already mounted or in use by another process (its lock is held)", dir)
+}
+
+// closeWait bounds how long a command waits for the daemon of a pool that
+// was just unmounted to write back and close it.
+const closeWait = time.Minute
+
+// waitClosing waits, at most timeout, for the daemon of the pool in dir to
+// close the pool if it is closing it: its pid file names a live daemon but
+// the pool is mounted nowhere (it was just unmounted, and the daemon is
+// writing back). It says so on stderr. It returns at once if no daemon is
+// closing the pool; whether the pool is free is for the caller to check.
+func waitClosing(dir string, timeout time.Duration) error {
+	pid := livePID(dir)
+	if pid == 0 || mountpointOf(dir) != "" {
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "vosfs: waiting for the daemon (pid %d) to close pool %s (it was unmounted and is writing back)\n", pid, dir)
+	deadline := time.Now().Add(timeout)
+	for {
+		time.Sleep(20 * time.Millisecond)
+		if livePID(dir) == 0 || mountpointOf(dir) != "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the daemon (pid %d) of pool %s is still closing it after %s; see %s",
+				pid, dir, timeout, filepath.Join(dir, logName))
+		}
+	}
+}
+
+// poolLocked reports whether a process holds the lock of the pool in dir.
+func poolLocked(dir string) bool {
+	lock, err := blob.NewOSFS(false).Lock(filepath.Join(dir, pool.LockFile))
+	if err != nil {
+		return errors.Is(err, blob.ErrLocked)
+	}
+	lock.Close()
+	return false
 }

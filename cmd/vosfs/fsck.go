@@ -8,41 +8,44 @@ import (
 	"strings"
 
 	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
 
 	"vosfs/blob"
 	"vosfs/fs"
 	"vosfs/pool"
 )
 
-var fsckCommand = &command{
-	name:    "fsck",
-	summary: "check a pool that is not mounted",
-	usage: `usage: vosfs fsck POOLDIR
-
-Checks the pool in POOLDIR, which must not be mounted: the blob headers,
+func newFsckCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "fsck [flags] POOLDIR",
+		Short: "check a pool that is not mounted",
+		Long: `Checks the pool in POOLDIR, which must not be mounted: the blob headers,
 the allocators against everything the store references, the store's
 indexes, and the namespace (entries, link counts, reachability). A pool
 that was not closed cleanly is first recovered from its log, as a mount
-would.
+would. A pool whose daemon is still closing it (just unmounted) is waited
+for.
 
 Prints each problem on its own line and exits with status 1 if there is
-any; prints one line and exits with status 0 if the pool is clean.
-`,
-	run: runFsck,
+any; prints one line and exits with status 0 if the pool is clean.`,
+		Args:              exactArgs("POOLDIR"),
+		ValidArgsFunction: completeDirs,
+		RunE: func(_ *cobra.Command, args []string) error {
+			return runFsck(args[0])
+		},
+	}
 }
 
-func runFsck(c *command, args []string) error {
-	fl := newFlagSet(c)
-	arg, err := parseOneArg(c, fl, args, "POOLDIR")
-	if err != nil {
-		return err
-	}
+func runFsck(arg string) error {
 	dir, err := absDir(arg)
 	if err != nil {
 		return err
 	}
 	if !poolExists(dir) {
 		return fmt.Errorf("%s holds no pool", dir)
+	}
+	if err := waitClosing(dir, closeWait); err != nil {
+		return err
 	}
 	// Refuse a mounted pool before opening it, which would recover it.
 	lock, err := blob.NewOSFS(false).Lock(filepath.Join(dir, pool.LockFile))

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,7 +161,9 @@ func TestMkfsBadArguments(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{[]string{"--size", "banana", dir}, 2, `vosfs mkfs: invalid value "banana" for flag -size: not a size`},
+		{[]string{"--size", "banana", dir}, 2, `vosfs mkfs: invalid argument "banana" for "--size" flag: not a size (examples: 8G, 8GiB, 512M, 4096; units are binary: 1G = 1 GiB)`},
+		{[]string{"--size", "1MiB", dir}, 1, "vosfs: data size 1.0 MiB (1,048,576 bytes) is below the minimum 1.0 MiB (1,052,672 bytes)"},
+		{[]string{"--size", "1.5", dir}, 2, `invalid argument "1.5" for "--size" flag: 1.5 is not a whole number of bytes`},
 		{[]string{"--size", "1KiB", dir}, 1, "vosfs: data size 1.0 KiB is below the minimum 1.0 MiB (1,052,672 bytes)"},
 		{[]string{"--meta-size", "512KiB", dir}, 1, "metadata size 512 KiB is below the minimum 1.0 MiB"},
 		{[]string{"--meta-size", "1TiB", dir}, 1, "metadata size 1.0 TiB is above the maximum 64 GiB"},
@@ -172,7 +175,8 @@ func TestMkfsBadArguments(t *testing.T) {
 		{[]string{"--size", "0", dir}, 2, "size must be more than zero"},
 		{[]string{}, 2, "vosfs mkfs: missing POOLDIR"},
 		{[]string{dir, "extra"}, 2, "too many arguments"},
-		{[]string{"--bogus", dir}, 2, "flag provided but not defined: -bogus"},
+		{[]string{"--bogus", dir}, 2, "vosfs mkfs: unknown flag: --bogus\n\nUsage:\n  vosfs mkfs [flags] POOLDIR\n"},
+		{[]string{"-size", "8G", dir}, 2, "vosfs mkfs: unknown shorthand flag: 's' in -size"},
 		{[]string{"--fill", "lazy", dir}, 2, `vosfs mkfs: --fill: unknown fill "lazy" (zero or sparse)`},
 	} {
 		t.Run(fmt.Sprint(tc.args), func(t *testing.T) {
@@ -268,25 +272,24 @@ func TestStatNotAPool(t *testing.T) {
 func TestUsage(t *testing.T) {
 	r := vosfs(t)
 	assert.Equal(t, 2, r.code)
-	assert.Contains(t, r.stderr, "usage: vosfs COMMAND")
-
-	r = vosfs(t, "frobnicate")
-	assert.Equal(t, 2, r.code)
-	assert.Contains(t, r.stderr, `vosfs: unknown command "frobnicate"`)
+	assert.Contains(t, r.stderr, "Usage:\n  vosfs COMMAND [flags] [arguments]\n")
+	assert.Empty(t, r.stdout)
 
 	r = vosfs(t, "help")
 	assert.Equal(t, 0, r.code)
-	for _, c := range []string{"mkfs", "mount", "fsck", "stat", "snapshot", "version"} {
-		assert.Contains(t, r.stdout, "  "+c+" ")
+	for _, c := range []string{"mkfs", "mount", "umount", "fsck", "stat", "snapshot", "profile", "version", "completion"} {
+		assert.Contains(t, r.stdout, "\n  "+c+" ")
 	}
+	assert.NotContains(t, r.stdout, "gen-man", "the hidden command is listed")
 
-	for _, c := range []string{"mkfs", "mount", "fsck", "stat", "snapshot"} {
-		r = vosfs(t, c, "-h")
+	for _, c := range [][]string{{"mkfs"}, {"mount"}, {"umount"}, {"fsck"}, {"stat"}, {"snapshot"}, {"snapshot", "create"}, {"profile"}, {"version"}, {"completion"}} {
+		r = vosfs(t, append(c, "-h")...)
 		assert.Equal(t, 0, r.code, "%s -h: %v", c, r)
-		assert.Contains(t, r.stdout, "usage: vosfs "+c)
-		r2 := vosfs(t, "help", c)
+		assert.Contains(t, r.stdout, "Usage:\n  vosfs "+strings.Join(c, " ")+" ")
+		assert.Contains(t, r.stdout, "  -h, --help ")
+		r2 := vosfs(t, append([]string{"help"}, c...)...)
 		assert.Equal(t, 0, r2.code)
-		assert.Contains(t, r2.stdout, "usage: vosfs "+c)
+		assert.Equal(t, r.stdout, r2.stdout, "help %s differs from %s -h", c, c)
 	}
 	r = vosfs(t, "mount", "--help")
 	assert.Contains(t, r.stdout, "commit=sync|async")
@@ -294,16 +297,54 @@ func TestUsage(t *testing.T) {
 
 	r = vosfs(t, "version")
 	assert.Equal(t, 0, r.code)
-	assert.Regexp(t, `^vosfs \S+`, r.stdout)
+	assert.Regexp(t, `^vosfs \S+.* \(go[0-9.]+ [a-z0-9]+/[a-z0-9]+\)\n$`, r.stdout)
+	r2 := vosfs(t, "--version")
+	assert.Equal(t, r.stdout, r2.stdout)
+}
 
-	r = vosfs(t, "snapshot", "rename", "/mnt", "x")
-	assert.Equal(t, 2, r.code)
-	assert.Contains(t, r.stderr, `unknown operation "rename"`)
-	r = vosfs(t, "snapshot", "create", "/mnt")
-	assert.Equal(t, 2, r.code)
-	r = vosfs(t, "snapshot", "create", "/mnt", "a/b")
-	assert.Equal(t, 2, r.code)
-	assert.Contains(t, r.stderr, "invalid snapshot name")
+// TestUsageErrors: every mistake in a command line exits 2 with what is
+// wrong and the usage of the command, on stderr, and does nothing.
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		msg  string // the first line of stderr
+		cmd  string // whose usage follows ("" for the hint of vosfs)
+	}{
+		{[]string{"frobnicate"}, `vosfs: unknown command "frobnicate"`, ""},
+		{[]string{"nosuch", "a"}, `vosfs: unknown command "nosuch"`, ""},
+		{[]string{"mkfss", "a"}, `vosfs: unknown command "mkfss" (did you mean mkfs?)`, ""},
+		{[]string{"--bogus"}, "vosfs: unknown flag: --bogus", ""},
+		{[]string{"mkfs"}, "vosfs mkfs: missing POOLDIR", "mkfs"},
+		{[]string{"mount", "/p"}, "vosfs mount: missing MOUNTPOINT", "mount"},
+		{[]string{"mount", "/p", "/m", "/x"}, `vosfs mount: too many arguments: ["/x"]`, "mount"},
+		{[]string{"mount", "--size", "1G", "/p", "/m"}, "vosfs mount: --size shapes a new pool: it needs --mkfs", "mount"},
+		{[]string{"umount"}, "vosfs umount: missing MOUNTPOINT or POOLDIR", "umount"},
+		{[]string{"fsck", "a", "b"}, `vosfs fsck: too many arguments: ["b"]`, "fsck"},
+		{[]string{"stat", "--jsn", "x"}, "vosfs stat: unknown flag: --jsn", "stat"},
+		{[]string{"version", "x"}, `vosfs version: takes no arguments (got ["x"])`, "version"},
+		{[]string{"help", "nosuch"}, `vosfs help: unknown command "nosuch"`, "help"},
+		{[]string{"snapshot"}, "vosfs snapshot: missing operation: create, list or delete", "snapshot"},
+		{[]string{"snapshot", "rename", "/mnt", "x"}, `vosfs snapshot: unknown operation "rename": create, list or delete`, "snapshot"},
+		{[]string{"snapshot", "create", "/mnt"}, "vosfs snapshot create: missing NAME", "snapshot create"},
+		{[]string{"snapshot", "create", "/mnt", "a/b"}, `vosfs snapshot create: invalid snapshot name "a/b": it may not contain '/'`, "snapshot create"},
+		{[]string{"snapshot", "delete", "/mnt", ".."}, `vosfs snapshot delete: invalid snapshot name ".."`, "snapshot delete"},
+		{[]string{"unmount", "/mnt"}, `vosfs: unknown command "unmount" (did you mean mount or umount?)`, ""},
+		{[]string{"completion", "tcsh"}, `vosfs completion: unknown shell "tcsh": bash, zsh, fish or powershell`, "completion"},
+		{[]string{"completion"}, "vosfs completion: missing shell: bash, zsh, fish or powershell", "completion"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			r := vosfs(t, tc.args...)
+			assert.Equal(t, 2, r.code, "%v", r)
+			assert.Empty(t, r.stdout)
+			first, rest, _ := strings.Cut(r.stderr, "\n")
+			assert.Equal(t, tc.msg, first)
+			if tc.cmd == "" {
+				assert.Equal(t, "Run 'vosfs --help' for the commands.\n", rest)
+				return
+			}
+			assert.True(t, strings.HasPrefix(rest, "\nUsage:\n  vosfs "+tc.cmd+" "), "no usage of %s after the message:\n%s", tc.cmd, r.stderr)
+		})
+	}
 }
 
 func TestSnapshotNeedsMount(t *testing.T) {
@@ -368,4 +409,74 @@ func TestProfileRefusals(t *testing.T) {
 			assert.Contains(t, r.stderr, tc.msg)
 		})
 	}
+}
+
+// TestMountFake: the helper's -f (and --fake) checks all it would mount,
+// and mounts nothing.
+func TestMountFake(t *testing.T) {
+	dir := mkfsSmall(t)
+	mp := filepath.Join(t.TempDir(), "mnt")
+	require.NoError(t, os.Mkdir(mp, 0o755))
+	helper := filepath.Join(t.TempDir(), "mount.fuse.vosfs")
+	require.NoError(t, os.Symlink(vosfsBin, helper))
+
+	for _, args := range [][]string{
+		{helper, dir, mp, "-f", "-o", "rw,commit=async"},
+		{helper, dir, mp, "-fnv", "-o", "defaults"},
+		{vosfsBin, dir, mp, "-f"},
+		{vosfsBin, "mount", "--fake", dir, mp},
+	} {
+		r := runProgram(t, args[0], args[1:]...)
+		assert.Equal(t, 0, r.code, "%q: %v", args, r)
+		assert.Empty(t, r.stdout+r.stderr, "%q", args)
+		_, ok := mounted(t, mp)
+		assert.False(t, ok, "%q mounted", args)
+		assert.NoFileExists(t, filepath.Join(dir, pidName))
+		assert.NoFileExists(t, filepath.Join(dir, logName), "a fake mount started a daemon")
+	}
+	// A fake mount still refuses what a mount refuses.
+	r := runProgram(t, helper, dir, mp, "-f", "-o", "frobnicate")
+	assert.Equal(t, 2, r.code, "%v", r)
+	assert.Contains(t, r.stderr, `unknown mount option "frobnicate"`)
+	r = runProgram(t, helper, t.TempDir(), mp, "-f")
+	assert.Equal(t, 1, r.code, "%v", r)
+	assert.Contains(t, r.stderr, "holds no pool")
+	// A word without a '/' is a command or an error, never a mount.
+	r = vosfs(t, "pool", mp)
+	assert.Equal(t, 2, r.code, "%v", r)
+	assert.Contains(t, r.stderr, `vosfs: unknown command "pool"`)
+}
+
+// TestMountNesting: a pool mounted on its own directory, or on one inside
+// it, or inside the mount point, is refused before anything is mounted.
+func TestMountNesting(t *testing.T) {
+	dir := mkfsSmall(t)
+	inside := filepath.Join(dir, "mnt")
+	require.NoError(t, os.Mkdir(inside, 0o755))
+	link := filepath.Join(t.TempDir(), "link")
+	require.NoError(t, os.Symlink(dir, link))
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"mount", dir, dir}, "vosfs: cannot mount pool " + dir + " on its own directory"},
+		{[]string{"mount", dir, link}, "vosfs: cannot mount pool " + dir + " on its own directory"},
+		{[]string{"mount", dir, inside}, "vosfs: cannot mount pool " + dir + " on " + inside + ", inside the pool directory"},
+		{[]string{"mount", "--foreground", dir, inside}, "inside the pool directory"},
+		{[]string{"mount", "--mkfs", dir, filepath.Join(dir, "new")}, "inside the pool directory"},
+		{[]string{"mount", inside, dir}, "vosfs: cannot mount pool " + inside + " on " + dir + ": the pool directory would be inside the filesystem it serves"},
+		{[]string{dir, dir, "-o", "rw"}, "on its own directory"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			r := vosfs(t, tc.args...)
+			assert.Equal(t, 1, r.code, "%v", r)
+			assert.Contains(t, r.stderr, tc.msg)
+			_, ok := mounted(t, dir)
+			assert.False(t, ok)
+			_, ok = mounted(t, inside)
+			assert.False(t, ok)
+		})
+	}
+	assert.NoDirExists(t, filepath.Join(dir, "new"), "a refused mount --mkfs made its mount point")
+	assert.NoFileExists(t, filepath.Join(dir, logName))
 }

@@ -22,6 +22,13 @@ func TestHelperArgs(t *testing.T) {
 		{in: []string{"/pool", "/mnt", "-o", "rw", "-o", "noatime"}, want: []string{"-o", "rw,noatime", "--", "/pool", "/mnt"}},
 		{in: []string{"/pool", "/mnt", "-n", "-s", "-v", "-o", "defaults"}, want: []string{"-o", "defaults", "--", "/pool", "/mnt"}},
 		{in: []string{"--", "-pool", "/mnt"}, want: []string{"--", "-pool", "/mnt"}},
+		{in: []string{"/pool", "/mnt", "-f", "-o", "rw"}, want: []string{"--fake", "-o", "rw", "--", "/pool", "/mnt"}},
+		{in: []string{"/pool", "/mnt", "-fnv"}, want: []string{"--fake", "--", "/pool", "/mnt"}},
+		{in: []string{"-sn", "/pool", "/mnt"}, want: []string{"--", "/pool", "/mnt"}},
+		{in: []string{"/pool", "/mnt", "-t", "fuse.vosfs", "-o", "rw"}, want: []string{"-o", "rw", "--", "/pool", "/mnt"}},
+		{in: []string{"/pool", "/mnt", "-t", "ext4"}, err: `mounts type fuse.vosfs, not "ext4"`},
+		{in: []string{"/pool", "/mnt", "-t"}, err: "-t needs a type"},
+		{in: []string{"/pool", "/mnt", "-fx"}, err: `unknown mount helper flag "-fx"`},
 		{in: []string{"/pool"}, err: "got 1 argument"},
 		{in: []string{"/pool", "/mnt", "/other"}, err: "got 3 argument"},
 		{in: []string{"/pool", "/mnt", "-o"}, err: "-o needs a list"},
@@ -78,19 +85,6 @@ func TestFlattenErrors(t *testing.T) {
 	// Two %w are one problem, not two.
 	err = fmt.Errorf("%w: %w", errors.New("bad pool"), errors.New("short header"))
 	assert.Equal(t, []string{"bad pool: short header"}, flattenErrors(err))
-}
-
-func TestSizeFlag(t *testing.T) {
-	var s sizeFlag
-	require.NoError(t, s.Set("8GiB"))
-	assert.Equal(t, uint64(8<<30), s.n)
-	assert.Equal(t, "8.0 GiB", s.String())
-	require.NoError(t, s.Set("256 MiB"))
-	assert.Equal(t, "256 MiB", s.String())
-	assert.Error(t, s.Set("banana"))
-	assert.Error(t, s.Set("0"))
-	assert.Equal(t, "1.0 MiB (1,052,672 bytes)", exactBytes(1<<20+4096))
-	assert.Equal(t, "64 MiB", exactBytes(64<<20))
 }
 
 func TestSnapshotName(t *testing.T) {

@@ -3,79 +3,107 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
 )
 
-var snapshotCommand = &command{
-	name:    "snapshot",
-	summary: "create, list or delete snapshots of a mounted filesystem",
-	usage: `usage: vosfs snapshot create MOUNTPOINT NAME
-       vosfs snapshot list MOUNTPOINT
-       vosfs snapshot delete MOUNTPOINT NAME
-
-A snapshot is a read-only image of the whole filesystem as it was when the
+func newSnapshotCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "snapshot",
+		Short: "create, list or delete snapshots of a mounted filesystem",
+		Long: `A snapshot is a read-only image of the whole filesystem as it was when the
 snapshot was created. Snapshots are seen in MOUNTPOINT/.snapshots/NAME,
-where mkdir and rmdir also create and delete them.
-`,
-	run: runSnapshot,
+where mkdir and rmdir also create and delete them.`,
+	}
+	c.AddCommand(
+		&cobra.Command{
+			Use:               "create [flags] MOUNTPOINT NAME",
+			Short:             "create a snapshot",
+			Long:              "Creates the snapshot NAME of the filesystem mounted on MOUNTPOINT, seen in MOUNTPOINT/.snapshots/NAME.",
+			Args:              snapshotArgs("MOUNTPOINT", "NAME"),
+			ValidArgsFunction: completeDirs,
+			RunE: func(c *cobra.Command, args []string) error {
+				return runSnapshot(c.OutOrStdout(), "create", args)
+			},
+		},
+		&cobra.Command{
+			Use:               "list [flags] MOUNTPOINT",
+			Short:             "list the snapshots",
+			Long:              "Prints the names of the snapshots of the filesystem mounted on MOUNTPOINT, one a line.",
+			Args:              snapshotArgs("MOUNTPOINT"),
+			ValidArgsFunction: completeDirs,
+			RunE: func(c *cobra.Command, args []string) error {
+				return runSnapshot(c.OutOrStdout(), "list", args)
+			},
+		},
+		&cobra.Command{
+			Use:               "delete [flags] MOUNTPOINT NAME",
+			Short:             "delete a snapshot",
+			Long:              "Deletes the snapshot NAME of the filesystem mounted on MOUNTPOINT.",
+			Args:              snapshotArgs("MOUNTPOINT", "NAME"),
+			ValidArgsFunction: completeDirs,
+			RunE: func(c *cobra.Command, args []string) error {
+				return runSnapshot(c.OutOrStdout(), "delete", args)
+			},
+		},
+	)
+	subcommandsOnly(c, "operation")
+	return c
+}
+
+// snapshotArgs wants the named arguments, the second a valid snapshot
+// name.
+func snapshotArgs(names ...string) cobra.PositionalArgs {
+	exact := exactArgs(names...)
+	return func(c *cobra.Command, args []string) error {
+		if err := exact(c, args); err != nil {
+			return err
+		}
+		if len(args) == 2 {
+			if err := checkSnapshotName(args[1]); err != nil {
+				return usagef(commandName(c), "%v", err)
+			}
+		}
+		return nil
+	}
 }
 
 // snapshotsDir is the directory at the root of a mount holding snapshots.
 const snapshotsDir = ".snapshots"
 
-func runSnapshot(c *command, args []string) error {
-	fl := newFlagSet(c)
-	pos, err := parseArgs(c, fl, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) == 0 {
-		return usagef(c.name, "missing operation: create, list or delete")
-	}
-	op, rest := pos[0], pos[1:]
-	switch op {
-	case "create", "delete":
-		if len(rest) != 2 {
-			return usagef(c.name, "%s wants MOUNTPOINT NAME", op)
-		}
-		if err := checkSnapshotName(rest[1]); err != nil {
-			return usagef(c.name, "%v", err)
-		}
-	case "list":
-		if len(rest) != 1 {
-			return usagef(c.name, "list wants MOUNTPOINT")
-		}
-	default:
-		return usagef(c.name, "unknown operation %q: create, list or delete", op)
-	}
-	mp, err := vosfsMountpoint(rest[0])
+// runSnapshot runs the operation op (create, list, delete) on the mount
+// point and name in args.
+func runSnapshot(out io.Writer, op string, args []string) error {
+	mp, err := vosfsMountpoint(args[0])
 	if err != nil {
 		return err
 	}
 	snaps := filepath.Join(mp, snapshotsDir)
 	switch op {
 	case "create":
-		name := rest[1]
+		name := args[1]
 		if err := os.Mkdir(filepath.Join(snaps, name), 0o755); err != nil {
 			return snapshotError(mp, name, err)
 		}
-		fmt.Printf("created snapshot %s (%s)\n", name, filepath.Join(snaps, name))
+		fmt.Fprintf(out, "created snapshot %s (%s)\n", name, filepath.Join(snaps, name))
 	case "delete":
-		name := rest[1]
+		name := args[1]
 		if err := os.Remove(filepath.Join(snaps, name)); err != nil {
 			return snapshotError(mp, name, err)
 		}
-		fmt.Printf("deleted snapshot %s\n", name)
+		fmt.Fprintf(out, "deleted snapshot %s\n", name)
 	case "list":
 		entries, err := os.ReadDir(snaps)
 		if err != nil {
 			return snapshotError(mp, "", err)
 		}
 		for _, e := range entries {
-			fmt.Println(e.Name())
+			fmt.Fprintln(out, e.Name())
 		}
 	}
 	return nil

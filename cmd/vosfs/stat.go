@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
 
 	"vosfs/alloc"
 	"vosfs/blob"
@@ -19,17 +20,23 @@ import (
 	"vosfs/pool"
 )
 
-var statCommand = &command{
-	name:    "stat",
-	summary: "show a pool's space and counters",
-	usage: `usage: vosfs stat [--json] POOLDIR|MOUNTPOINT
-
-Shows the space used and free in the data and metadata blobs, how full the
+func newStatCmd() *cobra.Command {
+	var jsonOut bool
+	c := &cobra.Command{
+		Use:   "stat [flags] POOLDIR|MOUNTPOINT",
+		Short: "show a pool's space and counters",
+		Long: `Shows the space used and free in the data and metadata blobs, how full the
 log is, and the counters of the pool, the store and the filesystem. A
 mounted pool is asked through its daemon's control socket (its counters
-run since the mount); a pool that is not mounted is opened and closed.
-`,
-	run: runStat,
+run since the mount); a pool that is not mounted is opened and closed.`,
+		Args:              exactArgs("POOLDIR or MOUNTPOINT"),
+		ValidArgsFunction: completeDirs,
+		RunE: func(c *cobra.Command, args []string) error {
+			return runStat(c.OutOrStdout(), jsonOut, args[0])
+		},
+	}
+	c.Flags().BoolVar(&jsonOut, "json", false, "print the figures as JSON")
+	return c
 }
 
 // statReport is what stat prints, and with --json exactly this.
@@ -80,13 +87,7 @@ func usageOf(s pool.Stats) usage {
 	}
 }
 
-func runStat(c *command, args []string) error {
-	fl := newFlagSet(c)
-	jsonOut := fl.Bool("json", false, "print the figures as JSON")
-	arg, err := parseOneArg(c, fl, args, "POOLDIR or MOUNTPOINT")
-	if err != nil {
-		return err
-	}
+func runStat(out io.Writer, jsonOut bool, arg string) error {
 	dir, mp, err := resolveTarget(arg)
 	if err != nil {
 		return err
@@ -100,18 +101,21 @@ func runStat(c *command, args []string) error {
 		rep.PID = livePID(dir)
 	}
 	rep.Usage = usageOf(rep.Stats.Pool)
-	if *jsonOut {
-		enc := json.NewEncoder(os.Stdout)
+	if jsonOut {
+		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	printStats(os.Stdout, rep)
+	printStats(out, rep)
 	return nil
 }
 
 // poolStats gets the counters of the pool in dir: from its daemon if it is
 // mounted, otherwise by opening it.
 func poolStats(dir string) (st fs.Stats, mounted bool, err error) {
+	if err := waitClosing(dir, closeWait); err != nil {
+		return st, false, err
+	}
 	pid := livePID(dir)
 	if _, serr := os.Stat(filepath.Join(dir, sockName)); serr == nil || pid > 0 {
 		st, err = queryStats(dir)
