@@ -48,6 +48,7 @@ type MemFS struct {
 	// Operations issued since NewMemFS, and the totals at which an armed
 	// crash fires (0 when unarmed); guarded by mu.
 	mutations, syncs             int
+	perFile                      map[fileOp]int // operations by file and kind
 	crashAtMutation, crashAtSync int
 }
 
@@ -82,6 +83,12 @@ func (op Op) String() string {
 	return fmt.Sprintf("Op(%d)", int(op))
 }
 
+// fileOp counts the operations of one kind on one file.
+type fileOp struct {
+	file string
+	op   Op
+}
+
 // memFault is an armed Inject.
 type memFault struct {
 	op   Op
@@ -94,10 +101,11 @@ type memFault struct {
 // that the same seed and the same operations give the same crash image.
 func NewMemFS(seed int64) *MemFS {
 	return &MemFS{
-		rng:   rand.New(rand.NewPCG(uint64(seed), 0)),
-		files: make(map[string]*memData),
-		dirs:  make(map[string]bool),
-		locks: make(map[string]*memLock),
+		rng:     rand.New(rand.NewPCG(uint64(seed), 0)),
+		files:   make(map[string]*memData),
+		dirs:    make(map[string]bool),
+		locks:   make(map[string]*memLock),
+		perFile: make(map[fileOp]int),
 	}
 }
 
@@ -155,6 +163,15 @@ func (m *MemFS) Ops() (mutations, syncs int) {
 	return m.mutations, m.syncs
 }
 
+// FileOps returns how many operations of kind op were issued on the file
+// name, failed ones included, so that a test can count the injection points
+// of a workload and then fail each in turn.
+func (m *MemFS) FileOps(name string, op Op) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.perFile[fileOp{filepath.Clean(name), op}]
+}
+
 // Inject makes the n-th operation of kind op from now, on any file, fail
 // with err (wrapped with the file name and offset); then the injection is
 // spent. The failed operation changes nothing, except that an injected
@@ -174,6 +191,14 @@ func (m *MemFS) InjectFile(name string, op Op, n int, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.faults = append(m.faults, &memFault{op: op, file: name, left: max(n, 1), err: err})
+}
+
+// ClearInjections disarms every injection not yet spent.
+func (m *MemFS) ClearInjections() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.faults)
+	m.faults = m.faults[:0]
 }
 
 // ReadFile returns the current contents of name. It works on a dead MemFS
@@ -212,6 +237,7 @@ func (m *MemFS) freeze() {
 // error it must fail with: ErrCrashed when an armed crash fires now, or an
 // injected fault. m.mu must be held.
 func (m *MemFS) step(op Op, key string) error {
+	m.perFile[fileOp{key, op}]++
 	if op != OpRead {
 		m.mutations++
 		if op == OpSync {

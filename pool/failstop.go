@@ -116,7 +116,13 @@ func (p *Pool) stop(f *Failure) error {
 		}
 	}
 	e := &failedError{dir: p.dir, f: f}
-	if !p.failure.CompareAndSwap(nil, e) {
+	// The gate's write lock waits for the blob mutations in flight (each
+	// holds the read lock from its check to its end), so that once the
+	// failure is set none is in flight and none can start.
+	p.gate.Lock()
+	first := p.failure.CompareAndSwap(nil, e)
+	p.gate.Unlock()
+	if !first {
 		return p.failure.Load()
 	}
 	if f.Op == "shutdown" {
@@ -151,7 +157,10 @@ func (p *Pool) logf(format string, args ...any) {
 
 // guardedFile is a pool blob behind the fail-stop gate: once the pool has
 // failed, no operation reaches the blob; a failed write, sync, truncate or
-// punch stops the pool. Reads that fail are counted and returned, and stop
+// punch stops the pool. A mutation holds the gate's read lock from its
+// check of the failure to its end, and stop sets the failure under the
+// write lock: no mutation reaches a blob once the pool has failed, not even
+// one that checked just before. Reads that fail are counted and returned, and stop
 // nothing: a read changes no state, and the reader gets the error.
 type guardedFile struct {
 	blob.File
@@ -175,10 +184,7 @@ func (g *guardedFile) ReadAt(b []byte, off int64) (int, error) {
 }
 
 func (g *guardedFile) WriteAt(b []byte, off int64) (int, error) {
-	if err := g.p.Failed(); err != nil {
-		return 0, err
-	}
-	n, err := g.File.WriteAt(b, off)
+	n, err := g.mutate(func() (int, error) { return g.File.WriteAt(b, off) })
 	if err != nil {
 		return n, g.failed("write", off, int64(len(b)), err)
 	}
@@ -186,34 +192,42 @@ func (g *guardedFile) WriteAt(b []byte, off int64) (int, error) {
 }
 
 func (g *guardedFile) Sync() error {
-	if err := g.p.Failed(); err != nil {
-		return err
-	}
-	if err := g.File.Sync(); err != nil {
+	if _, err := g.mutate(func() (int, error) { return 0, g.File.Sync() }); err != nil {
 		return g.failed("sync", -1, 0, err)
 	}
 	return nil
 }
 
 func (g *guardedFile) Truncate(size int64) error {
-	if err := g.p.Failed(); err != nil {
-		return err
-	}
-	if err := g.File.Truncate(size); err != nil {
+	if _, err := g.mutate(func() (int, error) { return 0, g.File.Truncate(size) }); err != nil {
 		return g.failed("truncate", size, 0, err)
 	}
 	return nil
 }
 
 func (g *guardedFile) Punch(off, n int64) error {
-	if err := g.p.Failed(); err != nil {
-		return err
-	}
-	if err := g.File.Punch(off, n); err != nil {
+	if _, err := g.mutate(func() (int, error) { return 0, g.File.Punch(off, n) }); err != nil {
 		return g.failed("punch", off, n, err)
 	}
 	return nil
 }
+
+// mutate runs op on the blob under the gate's read lock unless the pool has
+// failed; then it returns the failure, marked refused.
+func (g *guardedFile) mutate(op func() (int, error)) (int, error) {
+	g.p.gate.RLock()
+	defer g.p.gate.RUnlock()
+	if err := g.p.Failed(); err != nil {
+		return 0, refused{err}
+	}
+	return op()
+}
+
+// refused is a mutation the gate did not let through: the pool's failure,
+// not a new one.
+type refused struct{ error }
+
+func (r refused) Unwrap() error { return r.error }
 
 func (g *guardedFile) Size() (int64, error) {
 	if err := g.p.Failed(); err != nil {
@@ -222,8 +236,12 @@ func (g *guardedFile) Size() (int64, error) {
 	return g.File.Size()
 }
 
-// failed counts the failed operation and stops the pool.
+// failed counts the failed operation and stops the pool; a refused one is
+// the pool's failure already.
 func (g *guardedFile) failed(op string, off, n int64, err error) error {
+	if r, ok := err.(refused); ok {
+		return r.error
+	}
 	g.p.count(func(s *Stats) { s.WriteErrors++ })
 	return g.p.stop(&Failure{Blob: g.base, Op: op, Off: off, Len: n, Err: err})
 }

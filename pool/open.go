@@ -71,6 +71,9 @@ type Pool struct {
 	// failure is set once, by the first failed write or sync of a blob
 	// (or Shutdown); read without a lock at the entry of every operation.
 	failure atomic.Pointer[failedError]
+	// gate: blob mutations hold it for reading, stop sets failure holding
+	// it for writing.
+	gate sync.RWMutex
 
 	turn    chan struct{} // the writer turn: FIFO, held from WaitSpace to Append
 	closing chan struct{} // closed by Close once it holds the turn for good
