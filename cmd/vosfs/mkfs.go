@@ -36,6 +36,8 @@ as they fill: creation takes well under a second whatever the size. With
 --fill zero the data and metadata blobs are written with zeros: the pool takes
 its whole size on disk at once, and every later write overwrites in place,
 which on ext4 doubles the rate of small synchronous writes into a fresh pool.
+The log is written with zeros either way (64 MiB by default, a fraction of a
+second), so that its syncs write no file metadata.
 
 An existing pool is refused unless --force is given, which destroys it. A
 half-made pool (a creation that was interrupted before it wrote the log's
