@@ -34,6 +34,11 @@ type Options struct {
 	// Logf, if not nil, receives the pool's log lines (the failure that
 	// stops it, once); else the standard logger does.
 	Logf func(format string, args ...any)
+	// RepairLog truncates a damaged log at the damage instead of refusing
+	// to open (ErrCorrupt): what the log holds after it is dropped, and
+	// Recovery.Repaired says exactly what. Never set it by default: it
+	// loses acknowledged operations, and is for an explicit repair.
+	RepairLog bool
 }
 
 // Recovery describes what Open found.
@@ -42,11 +47,20 @@ type Recovery struct {
 	Records  uint64 // log records replayed
 	Bytes    uint64 // log bytes replayed
 	Duration time.Duration
+	// Repaired, with Options.RepairLog, is the damage the log was
+	// truncated at; nil if there was none.
+	Repaired *wal.Damage
 }
 
 // ErrFailed is wrapped by every error of a pool that stopped after an I/O
 // error (or a shutdown): it refuses every operation until reopened.
 var ErrFailed = wal.ErrFailed
+
+// ErrCorrupt is wrapped (with a *wal.CorruptError saying where and what a
+// repair drops) when recovery finds the log damaged: acknowledged
+// operations after the damage would be lost, so the pool does not open
+// unless Options.RepairLog asks to truncate the log there.
+var ErrCorrupt = wal.ErrCorrupt
 
 // ErrClosed is returned by operations on a closed pool.
 var ErrClosed = errors.New("pool closed")
@@ -168,7 +182,13 @@ func Open(fsys blob.FS, dir string, opts Options) (_ *Pool, err error) {
 		return p.heap.Apply(rec)
 	}, replayProgress)
 	if err != nil {
-		return nil, fmt.Errorf("pool %s: recovery: %w", dir, err)
+		d, damaged := wal.AsDamage(err)
+		if !damaged || !opts.RepairLog {
+			return nil, fmt.Errorf("pool %s: recovery: %w", dir, err)
+		}
+		// The repair: the log restarts at the damage (in a generation
+		// above any it holds), which drops everything after it.
+		p.recovery.Repaired = d
 	}
 	p.recovery.Bytes = uint64(end - hdr.Checkpoint)
 	if p.recovery.Records > 0 {

@@ -105,8 +105,8 @@ func TestOpenRefusesDamage(t *testing.T) {
 	}{
 		{"missing log", func(t *testing.T, mfs *blob.MemFS) { require.NoError(t, mfs.Remove("pool/wal.blob")) }, []string{"wal.blob"}},
 		{"log headers damaged", func(t *testing.T, mfs *blob.MemFS) {
-			overwrite(t, mfs, "pool/wal.blob", 20, []byte{0xff})
-			overwrite(t, mfs, "pool/wal.blob", 4096, []byte("junk"))
+			overwrite(t, mfs, "pool/wal.blob", 4096+20, []byte{0xff}) // a new pool's header is in slot 1
+			overwrite(t, mfs, "pool/wal.blob", 0, []byte("junk"))
 		}, []string{"wal.blob", "checksum mismatch"}},
 		{"meta header damaged", func(t *testing.T, mfs *blob.MemFS) { overwrite(t, mfs, "pool/meta.blob", 33, []byte{0x77}) }, []string{"meta.blob", "checksum"}},
 		{"data magic", func(t *testing.T, mfs *blob.MemFS) { overwrite(t, mfs, "pool/data.blob", 0, []byte("NOTVOSFS")) }, []string{"data.blob", "magic"}},

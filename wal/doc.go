@@ -28,6 +28,32 @@
 // record left beyond that end by an earlier run invalid forever, so a stale
 // record can never be replayed after a later, shorter one.
 //
+// Torn tail or damage. One batch at a time is written, and it is synced
+// before the next is: a crash can tear only the last batch, and tear it
+// anywhere (any subset of its blocks may have reached the disk, so intact
+// records may follow a torn one inside it). A batch holds at most the batch
+// limit (MaxBatch, or a quarter of a small ring) of records, or else a
+// single larger record with its wrap and seal pads. So a bad record at
+// position P is the end of the log, a torn tail, only if
+//
+//   - P is at or past the durable ID the header records,
+//   - no intact record of a later generation than the header's is anywhere
+//     in the ring (Start writes and syncs the header of a generation before
+//     any record of it, so such a record means the newest header was lost),
+//   - and no intact transaction record of the generation follows P outside
+//     the batch P could belong to: every such record at Q (of size n) ends
+//     by alignDown(P, 4096)+batch limit, or starts the ring (Q mod ring = 0)
+//     with P in the wrap pad before it (Q-P < n).
+//
+// Otherwise the log was damaged after it was written (acknowledged records
+// follow the damage), and Replay refuses with a CorruptError naming the
+// position, the intact records around it and how to repair: a caller may
+// truncate the log there by starting it at the damage (a new generation
+// then voids everything after it), dropping the intact records that follow.
+// Damage inside the one batch the rule allows is indistinguishable from a
+// torn write and is taken as the end of the log: at most the batch limit of
+// records after it (never more than one batch) can be lost that way.
+//
 // A failed write or sync is fail-stop: the log reports ErrFailed for every
 // later append and for every commit not yet durable, and it never retries.
 package wal

@@ -98,7 +98,11 @@ type Log struct {
 	ring  uint64
 	limit uint64
 	need  uint64 // free bytes that guarantee any record fits
+	batch uint64 // batch limit (batchLimit of the ring)
 	opts  Options
+	// clean is the header's FlagClean with both header slots valid, as
+	// Open read them: replay has nothing to look for past the checkpoint.
+	clean bool
 
 	hdrMu sync.Mutex
 	hdr   Header // guarded by hdrMu
@@ -107,11 +111,13 @@ type Log struct {
 	work      *sync.Cond    // on mu: signals the committer
 	next      ID            // guarded by mu
 	open      *batch        // guarded by mu: batch taking records, nil if none
+	sealed    []*batch      // guarded by mu: full batches waiting for the committer, oldest first
 	last      *batch        // guarded by mu: newest batch holding records
 	durable   ID            // guarded by mu
 	ckpt      ID            // guarded by mu
 	gen       uint32        // guarded by mu
 	failed    error         // guarded by mu
+	seenGen   uint32        // guarded by mu: newest generation Replay saw in an intact record
 	started   bool          // guarded by mu
 	closing   bool          // guarded by mu
 	spaceCh   chan struct{} // guarded by mu: closed and replaced when space frees
@@ -142,11 +148,15 @@ func Create(f blob.File, poolUUID [16]byte, ringSize uint64, recordLimit uint32,
 			progress(off+n, ringSize)
 		}
 	}
-	// Slot 1 is zeroed so that a foreign header there cannot be taken.
-	if _, err := f.WriteAt(make([]byte, blockSize), blockSize); err != nil {
+	// The header goes to the slot of its sequence number (1), as every
+	// later header does, so the first update (seq 2) writes the other slot
+	// and a crash tearing it leaves this one. The other slot is zeroed so
+	// that a foreign header there cannot be taken.
+	slot := int64(h.Seq%headerSlots) * blockSize
+	if _, err := f.WriteAt(make([]byte, blockSize), blockSize-slot); err != nil {
 		return err
 	}
-	if _, err := f.WriteAt(h.Encode(), 0); err != nil {
+	if _, err := f.WriteAt(h.Encode(), slot); err != nil {
 		return err
 	}
 	return f.Sync()
@@ -191,6 +201,8 @@ func Open(f blob.File, opts Options) (*Log, error) {
 		ckpt: best.Checkpoint, next: best.Checkpoint, durable: best.Checkpoint,
 		spaceCh: make(chan struct{}), committer: make(chan struct{})}
 	l.need = 2*l.limit + blockSize
+	l.batch = batchLimit(l.ring)
+	l.clean = best.Flags&FlagClean != 0 && len(errs) == 0
 	l.work = sync.NewCond(&l.mu)
 	l.stats.RingSize = l.ring
 	return l, nil
@@ -229,8 +241,17 @@ func (l *Log) Start(ckpt ID) error {
 	if uint64(ckpt)%blockSize != 0 || ckpt < l.Header().Checkpoint {
 		return fmt.Errorf("wal: start at %d: not a block boundary at or after the checkpoint", ckpt)
 	}
+	l.mu.Lock()
+	seen := l.seenGen
+	l.mu.Unlock()
 	l.hdrMu.Lock()
 	h := l.hdr
+	// Above any generation seen in the ring (a record newer than the
+	// header is only started past by a repair), so that no record an
+	// earlier run left can ever be taken as one of this run.
+	if d := int32(seen - uint32(h.Gen)); d > 0 {
+		h.Gen += uint64(d)
+	}
 	h.Gen++
 	h.Checkpoint, h.Durable = ckpt, ckpt
 	h.Flags &^= FlagClean
@@ -347,9 +368,14 @@ func (l *Log) Append(body *Body, data []DataWait) (*Commit, error) {
 		return nil, err
 	}
 	pos := uint64(l.next)
-	var wrap uint64
-	if off := pos % l.ring; off+size > l.ring {
-		wrap = l.ring - off
+	wrap := l.wrapAt(pos, size)
+	if b := l.open; b != nil && uint64(len(b.buf))+wrap+size > l.batch {
+		// The open batch is full: it goes to the committer as it is and
+		// this record starts the next one, so that no batch (the most a
+		// crash can tear) spans more than the batch limit of records.
+		l.sealOpenLocked()
+		pos = uint64(l.next)
+		wrap = l.wrapAt(pos, size)
 	}
 	if pos+wrap+size+blockSize > uint64(l.ckpt)+l.ring {
 		return nil, ErrLogFull
@@ -377,6 +403,30 @@ func (l *Log) Append(body *Body, data []DataWait) (*Commit, error) {
 	return &Commit{ID: ID(pos), b: b}, nil
 }
 
+// wrapAt is the pad a record of size bytes at pos needs first so that it
+// does not cross the end of the ring.
+func (l *Log) wrapAt(pos, size uint64) uint64 {
+	if off := pos % l.ring; off+size > l.ring {
+		return l.ring - off
+	}
+	return 0
+}
+
+// sealOpenLocked pads the open batch to a block boundary, so the next batch
+// starts on a fresh block, and queues it for the committer. Append reserved
+// the room for the pad. l.mu must be held and l.open not nil.
+func (l *Log) sealOpenLocked() {
+	b := l.open
+	end := alignUp(uint64(l.next), blockSize)
+	if pad := end - uint64(l.next); pad > 0 {
+		b.buf = grow(b.buf, pad)
+		encodePad(b.buf[len(b.buf)-int(pad):], l.next, l.gen, pad)
+	}
+	l.next, b.end = ID(end), ID(end)
+	l.open = nil
+	l.sealed = append(l.sealed, b)
+}
+
 func grow(b []byte, n uint64) []byte {
 	if uint64(cap(b)-len(b)) < n {
 		nb := make([]byte, len(b), 2*cap(b)+int(n)+blockSize)
@@ -391,23 +441,19 @@ func (l *Log) commitLoop() {
 	defer close(l.committer)
 	for {
 		l.mu.Lock()
-		for l.open == nil && !l.closing {
+		for l.open == nil && len(l.sealed) == 0 && !l.closing {
 			l.work.Wait()
 		}
-		b := l.open
-		if b == nil {
-			l.mu.Unlock()
-			return
+		if len(l.sealed) == 0 {
+			if l.open == nil {
+				l.mu.Unlock()
+				return
+			}
+			l.sealOpenLocked()
 		}
-		l.open = nil
-		// Seal: pad to the block boundary so the next batch starts on a
-		// fresh block. Append reserved the room.
-		end := alignUp(uint64(l.next), blockSize)
-		if pad := end - uint64(l.next); pad > 0 {
-			b.buf = grow(b.buf, pad)
-			encodePad(b.buf[len(b.buf)-int(pad):], l.next, l.gen, pad)
-		}
-		l.next, b.end = ID(end), ID(end)
+		b := l.sealed[0]
+		l.sealed[0] = nil
+		l.sealed = l.sealed[1:]
 		err := l.failed
 		l.mu.Unlock()
 

@@ -2,6 +2,7 @@ package wal
 
 import (
 	"fmt"
+	"strings"
 )
 
 // replayWindow is how much of the ring replay reads at a time.
@@ -36,16 +37,22 @@ func (r *ringReader) span(off, n uint64) ([]byte, error) {
 // Replay calls fn, in ID order, for every valid record from the checkpointed
 // ID to the end of the log, and returns the end: the position after the last
 // valid record. It stops at the first record that is torn, stale (an earlier
-// lap or generation), or fails its checksum; that is the normal end of a log
-// after a crash. A bad record below the durable ID stored in the header is
-// corruption and returns ErrCorrupt. progress, if not nil, gets the bytes
-// replayed so far. Replay changes nothing on disk, so it may be repeated.
+// lap or generation), or fails its checksum. That is the normal end of a log
+// after a crash only if it can be a torn tail: nothing below the durable ID
+// the header records, no intact record of a later generation anywhere in the
+// ring, and no intact record of the generation beyond the batch the bad
+// record could belong to (the rule is in the package doc). Otherwise Replay
+// returns the end at the damage and a *CorruptError (wrapping ErrCorrupt)
+// that describes it; a caller repairing the log may then Start there, which
+// drops what follows. progress, if not nil, gets the bytes replayed so far.
+// Replay changes nothing on disk, so it may be repeated.
 func (l *Log) Replay(fn func(*Record) error, progress func(done uint64)) (ID, error) {
 	h := l.Header()
 	gen := uint32(h.Gen)
 	r := &ringReader{l: l}
 	pos := uint64(h.Checkpoint)
 	limit := uint64(h.Checkpoint) + l.ring
+	var lastTx ID // the last transaction record replayed
 	var stop error
 	for pos < limit {
 		off := pos % l.ring
@@ -61,7 +68,7 @@ func (l *Log) Replay(fn func(*Record) error, progress func(done uint64)) (ID, er
 		size := hd.size()
 		if hd.id != ID(pos) || hd.gen != gen || off+size > l.ring || pos+size > limit ||
 			(hd.kind == kindTx && size > l.limit) {
-			stop = fmt.Errorf("%w: record at %d: id %d gen %d size %d", errBadRecord, pos, hd.id, hd.gen, size)
+			stop = fmt.Errorf("%w: id %d, generation %d, %d bytes", errBadRecord, hd.id, hd.gen, size)
 			break
 		}
 		rec, err := r.span(off, size)
@@ -75,21 +82,52 @@ func (l *Log) Replay(fn func(*Record) error, progress func(done uint64)) (ID, er
 		if hd.kind == kindTx {
 			body := rec[headSize : headSize+int(hd.bodyLen)]
 			if err := DecodeActions(body, hd.count, func(Action) error { return nil }); err != nil {
-				stop = err
+				stop = fmt.Errorf("%w: %w", errBadRecord, err)
 				break
 			}
 			if err := fn(&Record{ID: ID(pos), Count: hd.count, Body: body}); err != nil {
 				return ID(pos), err
 			}
+			lastTx = ID(pos)
 		}
 		pos += size
 		if progress != nil {
 			progress(pos - uint64(h.Checkpoint))
 		}
 	}
-	if ID(pos) < h.Durable {
-		return ID(pos), fmt.Errorf("%w: %s: replay stopped at %d (%v) but the log was durable to %d",
-			ErrCorrupt, l.f.Name(), pos, stop, h.Durable)
+	if stop == nil || l.clean && ID(pos) >= h.Durable {
+		// A clean log whose two headers are intact ends at its checkpoint:
+		// there is nothing past it to look for.
+		return ID(pos), nil
 	}
-	return ID(pos), nil
+	ts, err := l.scanTail(r, pos, limit, gen)
+	if err != nil {
+		return ID(pos), err
+	}
+	l.mu.Lock()
+	l.seenGen = max(gen, ts.newerGen)
+	l.mu.Unlock()
+	var cause string
+	switch {
+	case ID(pos) < h.Durable:
+		cause = fmt.Sprintf("the log header records the log durable to %d", h.Durable)
+	case ts.newer != 0:
+		cause = fmt.Sprintf("the intact record at %d has generation %d, newer than the log header's %d: the newest log header is damaged",
+			ts.newer, ts.newerGen, gen)
+	case ts.beyond != 0:
+		cause = fmt.Sprintf("%d intact record(s) of its generation follow it up to %d, and the one at %d lies beyond the %d bytes of the one batch a crash can tear",
+			ts.intact, ts.end, ts.beyond, l.batch)
+	default:
+		return ID(pos), nil // a torn tail
+	}
+	return ID(pos), &CorruptError{Damage{
+		Log:      l.f.Name(),
+		At:       ID(pos),
+		Reason:   strings.TrimPrefix(stop.Error(), errBadRecord.Error()+": "),
+		LastGood: lastTx,
+		NextGood: ts.first,
+		End:      max(ts.end, h.Durable, ID(pos)),
+		Intact:   ts.intact,
+		Cause:    cause,
+	}}
 }
