@@ -57,10 +57,10 @@ func (e *CorruptError) Error() string {
 	if d.NextGood != 0 {
 		fmt.Fprintf(&b, ", the first intact record after it at %d", d.NextGood)
 	}
-	fmt.Fprintf(&b, ". Acknowledged operations from position %d on are missing from the pool. "+
+	fmt.Fprintf(&b, ". The log cannot end there without losing acknowledged operations, so the pool is not opened. "+
 		"Restore the pool from a backup, or truncate the log at %d (vosfs fsck --repair), "+
 		"dropping %d intact record(s) and %d bytes of log after the damage",
-		d.At, d.At, d.Intact, d.Dropped())
+		d.At, d.Intact, d.Dropped())
 	return b.String()
 }
 

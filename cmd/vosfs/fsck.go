@@ -16,7 +16,8 @@ import (
 )
 
 func newFsckCmd() *cobra.Command {
-	return &cobra.Command{
+	var repair bool
+	c := &cobra.Command{
 		Use:   "fsck [flags] POOLDIR",
 		Short: "check a pool that is not mounted",
 		Long: `Checks the pool in POOLDIR, which must not be mounted: the blob headers,
@@ -26,17 +27,26 @@ that was not closed cleanly is first recovered from its log, as a mount
 would. A pool whose daemon is still closing it (just unmounted) is waited
 for.
 
+A log damaged in the middle (acknowledged records after the damage) makes
+fsck, like mount, refuse the pool with the position of the damage. With
+--repair, fsck truncates the log there instead, saying how many intact
+records and bytes of log it drops, and then checks the pool: the
+operations in the dropped records are lost. Nothing is ever repaired
+without --repair.
+
 Prints each problem on its own line and exits with status 1 if there is
 any; prints one line and exits with status 0 if the pool is clean.`,
 		Args:              exactArgs("POOLDIR"),
 		ValidArgsFunction: completeDirs,
 		RunE: func(_ *cobra.Command, args []string) error {
-			return runFsck(args[0])
+			return runFsck(args[0], repair)
 		},
 	}
+	c.Flags().BoolVar(&repair, "repair", false, "truncate a damaged log at the damage, dropping what follows it")
+	return c
 }
 
-func runFsck(arg string) error {
+func runFsck(arg string, repair bool) error {
 	dir, err := absDir(arg)
 	if err != nil {
 		return err
@@ -64,7 +74,7 @@ func runFsck(arg string) error {
 			what = "replaying log"
 		}
 		pr.show(what+": "+bytesOf(done, total), false)
-	}})
+	}, RepairLog: repair})
 	pr.done()
 	if err != nil {
 		if errors.Is(err, blob.ErrLocked) {
@@ -74,6 +84,10 @@ func runFsck(arg string) error {
 	}
 	if rec := p.Recovery(); !rec.Clean {
 		fmt.Println(describeRecovery(dir, rec))
+	}
+	if d := p.Recovery().Repaired; d != nil {
+		fmt.Printf("%s: repaired: the log was truncated at position %d (%s; %s), dropping %d intact record(s) and %d bytes of log\n",
+			dir, d.At, d.Reason, d.Cause, d.Intact, d.Dropped())
 	}
 	opts := fs.DefaultOptions()
 	opts.ReadOnly = true // also leaves orphans in place, for the checker to see
