@@ -24,7 +24,8 @@ type Heap struct {
 	// mu guards the fields below. It is taken after the heap lock (commit
 	// and abort hooks run with the heap write-locked), never before it.
 	mu    sync.Mutex
-	free  *FreeIndex   // clear units neither reserved nor owned by an open tx
+	free  *FreeIndex   // clear units neither reserved, nor set aside, nor owned by an open tx
+	spare spare        // clear units set aside as the deletion reserve
 	resv  reservations // units taken by Reserve, not yet allocated
 	fault error        // first internal failure of a hook, reported by Check
 }
@@ -49,8 +50,11 @@ type Span struct {
 // HeapStats are a heap allocator's figures, in bytes.
 type HeapStats struct {
 	Total    uint64 // the arena
-	Free     uint64 // reservable now
+	Free     uint64 // reservable now (the deletion reserve not counted)
 	Reserved uint64 // reserved, or published by a transaction not yet ended
+	// Spare is the free space set aside as the deletion reserve (only
+	// ReserveFreeing takes it), and SpareTarget what it is refilled to.
+	Spare, SpareTarget uint64
 }
 
 // NewHeap opens the allocator of the arena of arenaSize bytes at heap offset
@@ -75,7 +79,7 @@ func NewHeap(h *umem.Heap, bitmapOff, arenaOff, arenaSize uint64) (*Heap, error)
 	case overlaps(bitmapOff, mapBytes, arenaOff, arenaSize):
 		return nil, fmt.Errorf("%w: heap bitmap [%d, +%d) overlaps the arena [%d, +%d)", ErrLayout, bitmapOff, mapBytes, arenaOff, arenaSize)
 	}
-	a := &Heap{h: h, bitmapOff: bitmapOff, arenaOff: arenaOff, units: units, free: NewFreeIndex(), resv: newReservations()}
+	a := &Heap{h: h, bitmapOff: bitmapOff, arenaOff: arenaOff, units: units, free: NewFreeIndex(), spare: spare{idx: NewFreeIndex()}, resv: newReservations()}
 	if err := rebuild(h, bitmapOff, units, a.free); err != nil {
 		return nil, fmt.Errorf("alloc: open heap allocator: %w", err)
 	}
@@ -107,24 +111,41 @@ func (a *Heap) res(r Range) HeapRes {
 }
 
 // Reserve takes size bytes (rounded up to units) from the free space, best
-// fit. It works in memory only and never takes the heap lock. The space is
-// the caller's until it is cancelled or published. It returns an error
-// wrapping ErrNoSpace if no free extent is large enough.
-func (a *Heap) Reserve(size uint64) (HeapRes, error) {
+// fit, leaving the deletion reserve alone. It works in memory only and
+// never takes the heap lock. The space is the caller's until it is
+// cancelled or published. It returns an error wrapping ErrNoSpace if no
+// free extent is large enough.
+func (a *Heap) Reserve(size uint64) (HeapRes, error) { return a.reserve(size, false) }
+
+// ReserveFreeing is Reserve for a transaction that gives space back (a
+// delete, a truncate, aggregation): when the free space has no room it
+// takes from the deletion reserve.
+func (a *Heap) ReserveFreeing(size uint64) (HeapRes, error) { return a.reserve(size, true) }
+
+func (a *Heap) reserve(size uint64, freeing bool) (HeapRes, error) {
 	if size == 0 {
 		return HeapRes{}, fmt.Errorf("%w: heap reservation of 0 bytes", ErrBadRange)
 	}
 	n := unitsFor(size)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	e, ok := a.free.FindBestFit(n)
+	from := a.free
+	e, ok := from.FindBestFit(n)
+	if !ok && freeing {
+		from = a.spare.idx
+		e, ok = from.FindBestFit(n)
+	}
 	if !ok {
 		big, _ := a.free.Largest()
-		return HeapRes{}, fmt.Errorf("%w: heap reservation of %d bytes: %d bytes free, largest free extent %d bytes",
-			ErrNoSpace, size, a.free.Total()*HeapUnit, big.Count*HeapUnit)
+		kept := ""
+		if n := a.spare.idx.Total(); n > 0 {
+			kept = fmt.Sprintf(" (and %d bytes of deletion reserve)", n*HeapUnit)
+		}
+		return HeapRes{}, fmt.Errorf("%w: heap reservation of %d bytes: %d bytes free, largest free extent %d bytes%s",
+			ErrNoSpace, size, a.free.Total()*HeapUnit, big.Count*HeapUnit, kept)
 	}
 	r := Range{e.Start, n}
-	if err := a.free.Remove(r.Start, r.Count); err != nil {
+	if err := from.Remove(r.Start, r.Count); err != nil {
 		return HeapRes{}, err
 	}
 	a.resv.add(r)
@@ -147,12 +168,25 @@ func (a *Heap) Cancel(res HeapRes) {
 	a.insertLocked(r)
 }
 
-// insertLocked returns r to the free index; a failure means the allocator's
-// state is corrupt and is kept for Check.
+// insertLocked returns r to the free index, and refills the deletion
+// reserve from it; a failure means the allocator's state is corrupt and is
+// kept for Check.
 func (a *Heap) insertLocked(r Range) {
-	if err := a.free.Insert(r.Start, r.Count); err != nil && a.fault == nil {
-		a.fault = fmt.Errorf("returning %s to the free index: %w", a.where(r), err)
+	to := a.free
+	if a.spare.touches(r) {
+		to = a.spare.idx // space cut from the reserve goes back to it whole
 	}
+	if err := to.Insert(r.Start, r.Count); err != nil {
+		if a.fault == nil {
+			a.fault = fmt.Errorf("returning %s to the free index: %w", a.where(r), err)
+		}
+		return
+	}
+	if held, target := a.spare.idx.Total(), a.spare.target; to == a.spare.idx && held > target {
+		// Beyond the target: the excess of r is free space.
+		a.moveLocked(a.spare.idx, a.free, Range{r.Start, min(r.Count, held-target)})
+	}
+	a.refillLocked()
 }
 
 // Publish allocates a reservation in tx by setting its bits. From then on the
@@ -191,9 +225,15 @@ func (a *Heap) Publish(tx *umem.Tx, res HeapRes) error {
 }
 
 // Alloc reserves size bytes and publishes them in tx; it returns the heap
-// offset.
-func (a *Heap) Alloc(tx *umem.Tx, size uint64) (uint64, error) {
-	res, err := a.Reserve(size)
+// offset. It leaves the deletion reserve alone.
+func (a *Heap) Alloc(tx *umem.Tx, size uint64) (uint64, error) { return a.alloc(tx, size, false) }
+
+// AllocFreeing is Alloc for a transaction that gives space back: it may
+// take the deletion reserve (ReserveFreeing).
+func (a *Heap) AllocFreeing(tx *umem.Tx, size uint64) (uint64, error) { return a.alloc(tx, size, true) }
+
+func (a *Heap) alloc(tx *umem.Tx, size uint64, freeing bool) (uint64, error) {
+	res, err := a.reserve(size, freeing)
 	if err != nil {
 		return 0, err
 	}
@@ -236,9 +276,11 @@ func (a *Heap) Stats() HeapStats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return HeapStats{
-		Total:    a.units * HeapUnit,
-		Free:     a.free.Total() * HeapUnit,
-		Reserved: a.resv.units * HeapUnit,
+		Total:       a.units * HeapUnit,
+		Free:        a.free.Total() * HeapUnit,
+		Reserved:    a.resv.units * HeapUnit,
+		Spare:       a.spare.idx.Total() * HeapUnit,
+		SpareTarget: a.spare.target * HeapUnit,
 	}
 }
 
@@ -247,7 +289,7 @@ func (a *Heap) Stats() HeapStats {
 // the heap. It reports, joined: a broken free index; free extents with
 // allocated units; clear units neither free nor reserved; references that
 // are misaligned, outside the arena, overlapping or not allocated; and
-// allocated units no reference covers.
+// allocated units no reference covers. The deletion reserve counts as free.
 func (a *Heap) Check(refs []Span) error {
 	c := &checker{where: a.where, unit: "units"}
 	err := a.h.View(func(rd umem.Reader) error {
@@ -261,9 +303,14 @@ func (a *Heap) Check(refs []Span) error {
 			c.addf("%v", a.fault)
 		}
 		c.add(a.free.Verify())
+		c.add(a.spare.idx.Verify())
 		var clears []claim
 		a.free.Ascend(func(e Range) bool {
 			clears = append(clears, claim{"free extent " + a.where(e), e})
+			return true
+		})
+		a.spare.idx.Ascend(func(e Range) bool {
+			clears = append(clears, claim{"deletion reserve extent " + a.where(e), e})
 			return true
 		})
 		rs, pub := a.resv.sorted()

@@ -694,3 +694,128 @@ func TestHeapCheckReportsIndexAndLimit(t *testing.T) {
 		"alloc: inconsistent: free extents [10, +1) and [11, +1) touch (not coalesced)",
 	}, problems(a.Check(all)))
 }
+
+// TestHeapDeletionReserve: the deletion reserve is set aside from the top
+// of the free space in whole chunks; Reserve and Alloc never take it,
+// ReserveFreeing and AllocFreeing do once the free space has no room; freed
+// space refills it, once there are whole chunks of it; and Check counts
+// it as free.
+func TestHeapDeletionReserve(t *testing.T) {
+	h := umem.New(umem.ChunkSize * 4)
+	a, err := NewHeap(h, 0, 4096, 10*HeapUnit)
+	require.NoError(t, err)
+	a.SetDeletionReserve(130, 2*HeapUnit) // 3 units, in chunks of 2: 4 units
+	require.Equal(t, HeapStats{Total: 640, Free: 384, Spare: 256, SpareTarget: 192}, a.Stats())
+	log := &testLog{}
+	var offs []uint64
+	commit(t, h, log, func(tx *umem.Tx) error {
+		for range 6 {
+			off, err := a.Alloc(tx, 64)
+			if err != nil {
+				return err
+			}
+			offs = append(offs, off)
+		}
+		return nil
+	})
+	require.Equal(t, uint64(4096+5*HeapUnit), offs[5], "the reserve is the top of the arena")
+	_, err = a.Reserve(1)
+	require.ErrorIs(t, err, ErrNoSpace)
+	require.EqualError(t, err, "alloc: no space: heap reservation of 1 bytes: 0 bytes free, largest free extent 0 bytes (and 256 bytes of deletion reserve)")
+	require.NoError(t, a.Check([]Span{{offs[0], 6 * 64}}), "the reserve is free space")
+
+	// A freeing transaction takes the reserve, to its last unit.
+	commit(t, h, log, func(tx *umem.Tx) error {
+		for range 4 {
+			off, err := a.AllocFreeing(tx, 64)
+			if err != nil {
+				return err
+			}
+			offs = append(offs, off)
+		}
+		return nil
+	})
+	require.Equal(t, HeapStats{Total: 640, SpareTarget: 192}, a.Stats())
+	_, err = a.ReserveFreeing(64)
+	require.ErrorIs(t, err, ErrNoSpace)
+
+	// Freed units refill it once they make a whole chunk: units 0 and 2
+	// do not, 0-2 do (the reserve takes all three, its target), and 3
+	// stays free.
+	commit(t, h, log, func(tx *umem.Tx) error {
+		for _, i := range []int{0, 2} {
+			if err := a.Free(tx, offs[i], 64); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	require.Equal(t, HeapStats{Total: 640, Free: 128, SpareTarget: 192}, a.Stats())
+	commit(t, h, log, func(tx *umem.Tx) error {
+		for _, i := range []int{1, 3} {
+			if err := a.Free(tx, offs[i], 64); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	require.Equal(t, HeapStats{Total: 640, Free: 64, Spare: 192, SpareTarget: 192}, a.Stats())
+	r1, err := a.Reserve(64)
+	require.NoError(t, err)
+	require.Equal(t, offs[3], r1.Off())
+	_, err = a.Reserve(64)
+	require.ErrorIs(t, err, ErrNoSpace)
+	r2, err := a.ReserveFreeing(128)
+	require.NoError(t, err)
+	a.Cancel(r2) // back to the free space, and from there to the reserve
+	a.Cancel(r1)
+	require.Equal(t, HeapStats{Total: 640, Free: 64, Spare: 192, SpareTarget: 192}, a.Stats())
+	require.NoError(t, a.Check([]Span{{offs[4], 6 * 64}}))
+
+	// A smaller reserve gives the excess back; a larger one than the
+	// arena keeps all that is free.
+	a.SetDeletionReserve(64, 64)
+	require.Equal(t, HeapStats{Total: 640, Free: 192, Spare: 64, SpareTarget: 64}, a.Stats())
+	a.SetDeletionReserve(1<<20, 64)
+	require.Equal(t, HeapStats{Total: 640, Free: 0, Spare: 256, SpareTarget: 640}, a.Stats())
+	require.NoError(t, a.Check([]Span{{offs[4], 6 * 64}}))
+}
+
+// TestHeapDeletionReserveStaysWhole: a freeing transaction's small
+// allocation cut from the reserve goes back to it when freed, so the
+// reserve keeps its whole chunks; a free next to the reserve beyond its
+// target stays free space.
+func TestHeapDeletionReserveStaysWhole(t *testing.T) {
+	h := umem.New(umem.ChunkSize * 4)
+	a, err := NewHeap(h, 0, 4096, 12*HeapUnit)
+	require.NoError(t, err)
+	a.SetDeletionReserve(4*HeapUnit, 4*HeapUnit) // units 8-11
+	log := &testLog{}
+	var offs []uint64
+	commit(t, h, log, func(tx *umem.Tx) error {
+		for range 8 {
+			off, err := a.Alloc(tx, 64)
+			if err != nil {
+				return err
+			}
+			offs = append(offs, off)
+		}
+		return nil
+	})
+	var cut uint64
+	commit(t, h, log, func(tx *umem.Tx) error {
+		cut, err = a.AllocFreeing(tx, 64)
+		return err
+	})
+	require.Equal(t, uint64(4096+8*HeapUnit), cut, "best fit in the reserve")
+	require.Equal(t, HeapStats{Total: 768, Spare: 192, SpareTarget: 256}, a.Stats())
+	commit(t, h, log, func(tx *umem.Tx) error { return a.Free(tx, cut, 64) })
+	require.Equal(t, HeapStats{Total: 768, Spare: 256, SpareTarget: 256}, a.Stats())
+	r, err := a.ReserveFreeing(256)
+	require.NoError(t, err, "whole again: one node-sized extent")
+	a.Cancel(r)
+	// Unit 7 borders on the full reserve: it is free space.
+	commit(t, h, log, func(tx *umem.Tx) error { return a.Free(tx, offs[7], 64) })
+	require.Equal(t, HeapStats{Total: 768, Free: 64, Spare: 256, SpareTarget: 256}, a.Stats())
+	require.NoError(t, a.Check([]Span{{offs[0], 7 * 64}}))
+}

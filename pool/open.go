@@ -203,6 +203,7 @@ func Open(fsys blob.FS, dir string, opts Options) (_ *Pool, err error) {
 	if p.heapA, err = alloc.NewHeap(p.heap, p.layout.HeapBitmap, p.layout.ArenaOffset, p.layout.ArenaSize); err != nil {
 		return nil, fmt.Errorf("pool %s: %w", dir, err)
 	}
+	p.heapA.SetDeletionReserve(DeletionReserve(p.layout.ArenaSize), DeletionReserveChunk)
 	if p.vea, err = alloc.NewVEA(p.heap, p.layout.DataBitmap, p.layout.DataBlocks, p.log.Durable); err != nil {
 		return nil, fmt.Errorf("pool %s: %w", dir, err)
 	}

@@ -14,11 +14,24 @@ import (
 // embeds the heap transaction (Write, PutUint64, SetBits, Reader, ...).
 type Tx struct {
 	*umem.Tx
-	p *Pool
+	p       *Pool
+	freeing bool // may take the heap's deletion reserve
 }
 
-// Alloc allocates size bytes of heap space in the transaction.
-func (tx *Tx) Alloc(size uint64) (uint64, error) { return tx.p.heapA.Alloc(tx.Tx, size) }
+// UseDeletionReserve lets the transaction's heap allocations take the
+// deletion reserve (see DeletionReserve): call it in transactions that
+// give space back (deletes, truncates, aggregation), never in ones that
+// only add.
+func (tx *Tx) UseDeletionReserve() { tx.freeing = true }
+
+// Alloc allocates size bytes of heap space in the transaction, leaving the
+// deletion reserve unless the transaction may use it.
+func (tx *Tx) Alloc(size uint64) (uint64, error) {
+	if tx.freeing {
+		return tx.p.heapA.AllocFreeing(tx.Tx, size)
+	}
+	return tx.p.heapA.Alloc(tx.Tx, size)
+}
 
 // Free frees heap space in the transaction.
 func (tx *Tx) Free(off, size uint64) error { return tx.p.heapA.Free(tx.Tx, off, size) }

@@ -484,6 +484,9 @@ func (s *Store) applyAggregation(ctx context.Context, actions []aggAction) (int,
 		batch := actions[:n]
 		actions = actions[n:]
 		if _, err := s.p.Update(ctx, func(tx *pool.Tx) error {
+			// Aggregation gives space back (a fold replaces its chain by
+			// one value): it works on a full heap.
+			tx.UseDeletionReserve()
 			for _, a := range batch {
 				if a.mig != nil {
 					if err := a.mig.apply(s, tx); err != nil {

@@ -75,6 +75,7 @@ func (s *Store) DeleteSnapshot(ctx context.Context, name string) error {
 		return err
 	}
 	_, err := s.p.Update(ctx, func(tx *pool.Tx) error {
+		tx.UseDeletionReserve() // a full pool can drop its snapshots
 		found, err := s.tree.Delete(tx, snapshotKey(name))
 		if err == nil && !found {
 			err = fmt.Errorf("%w: %q", ErrNoSnapshot, name)

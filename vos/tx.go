@@ -169,6 +169,7 @@ type Tx struct {
 	preds    []Predicate
 	done     bool
 	noReplay bool
+	freeing  bool // may take the heap's deletion reserve
 }
 
 // Begin starts a transaction reading at the current epoch.
@@ -178,6 +179,14 @@ func (s *Store) Begin() *Tx {
 
 // Epoch is the epoch the transaction reads at.
 func (tx *Tx) Epoch() uint64 { return tx.start }
+
+// UseDeletionReserve marks the transaction as one that gives space back
+// (a delete, a truncate): its heap allocations may take the pool's
+// deletion reserve, so that it commits on a full heap (pool.DeletionReserve).
+func (tx *Tx) UseDeletionReserve() { tx.freeing = true }
+
+// Freeing reports whether UseDeletionReserve was called.
+func (tx *Tx) Freeing() bool { return tx.freeing }
 
 // DisableReplay makes a conflict abort at once instead of replaying the
 // reads (for comparison).
@@ -761,6 +770,9 @@ func (tx *Tx) commit(ctx context.Context) (Result, *pool.Pending, error) {
 		}
 	}
 	pending, err := tx.s.p.UpdateAsync(ctx, func(ptx *pool.Tx) error {
+		if tx.freeing {
+			ptx.UseDeletionReserve()
+		}
 		st, failed, epoch, err := tx.s.applyTx(ptx, tx)
 		res.Status, res.Failed, res.Epoch = st, failed, epoch
 		if err == nil && st != Committed {

@@ -110,6 +110,10 @@ func (v *View) list(oid uint64, dkey, from []byte, exclusive bool, limit int, fn
 	return nil
 }
 
+// noSpaceAggregations bounds the aggregation passes one Update runs when
+// its commit finds the heap full.
+const noSpaceAggregations = 4
+
 // UpdateOptions tune Update.
 type UpdateOptions struct {
 	// Retries is how many times an aborted transaction is run again.
@@ -125,7 +129,7 @@ type UpdateOptions struct {
 // returns an error wrapping ErrPredicate; an abort with no retries left
 // returns ErrAborted. fn must be safe to run more than once.
 func (s *Store) Update(ctx context.Context, opts UpdateOptions, fn func(*Tx) error) (Result, error) {
-	aggregated := false
+	aggregated := 0
 	for attempt := 0; ; attempt++ {
 		tx := s.Begin()
 		tx.noReplay = opts.NoReplay
@@ -140,10 +144,12 @@ func (s *Store) Update(ctx context.Context, opts UpdateOptions, fn func(*Tx) err
 		} else {
 			res, err = tx.Commit(ctx)
 		}
-		if errors.Is(err, alloc.ErrNoSpace) && !aggregated {
-			// The heap may be full of versions nobody can see.
-			aggregated = true
-			if _, aerr := s.Aggregate(ctx); aerr == nil {
+		if errors.Is(err, alloc.ErrNoSpace) && aggregated < noSpaceAggregations {
+			// The heap may be full of versions nobody can see: aggregate
+			// and try again, while that drops something.
+			aggregated++
+			n, aerr := s.Aggregate(ctx)
+			if aerr == nil && (n > 0 || aggregated == 1) {
 				attempt--
 				continue
 			}

@@ -57,6 +57,7 @@ type usage struct {
 	HeapSize      uint64  `json:"heap_size"`
 	HeapUsed      uint64  `json:"heap_used"`
 	HeapFree      uint64  `json:"heap_free"`
+	HeapKept      uint64  `json:"heap_deletion_reserve"` // free, set aside for deletes
 	LogSize       uint64  `json:"log_size"`
 	LogFill       float64 `json:"log_fill"` // fraction of the ring in use
 	CheckpointLag uint64  `json:"checkpoint_lag"`
@@ -79,8 +80,9 @@ func usageOf(s pool.Stats) usage {
 		DataUsed:      sub(d.Blocks, d.Free, d.Aging, d.Reserved) * alloc.BlockSize,
 		DataFree:      (d.Free + d.Aging) * alloc.BlockSize,
 		HeapSize:      h.Total,
-		HeapUsed:      sub(h.Total, h.Free, h.Reserved),
+		HeapUsed:      sub(h.Total, h.Free, h.Spare, h.Reserved),
 		HeapFree:      h.Free,
+		HeapKept:      h.Spare,
 		LogSize:       s.Log.RingSize,
 		LogFill:       s.Log.Fill(),
 		CheckpointLag: sub(uint64(s.Log.Next), uint64(s.Log.Checkpoint)),
@@ -168,8 +170,8 @@ func printStats(w io.Writer, r statReport) {
 	row("pool", "%s (%s)", r.Pool, where)
 	row("data", "%s: %s used, %s free (%s aging), %s reserved",
 		b(u.DataSize), b(u.DataUsed), b(u.DataFree), b(p.Data.Aging*alloc.BlockSize), b(p.Data.Reserved*alloc.BlockSize))
-	row("metadata", "%s heap: %s used, %s free, %s reserved, %s dirty",
-		b(u.HeapSize), b(u.HeapUsed), b(u.HeapFree), b(p.Heap.Reserved), b(p.DirtyBytes))
+	row("metadata", "%s heap: %s used, %s free (and %s kept for deletes), %s reserved, %s dirty",
+		b(u.HeapSize), b(u.HeapUsed), b(u.HeapFree), b(u.HeapKept), b(p.Heap.Reserved), b(p.DirtyBytes))
 	row("log", "%s: %.1f%% full, checkpoint lag %s", b(u.LogSize), 100*u.LogFill, b(u.CheckpointLag))
 	row("log writes", "%s records in %s batches, %s written, %s syncs",
 		n(p.Log.Records), n(p.Log.Batches), b(p.Log.BytesWritten), n(p.Log.Syncs))
