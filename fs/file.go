@@ -177,6 +177,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			if a.size == 0 {
 				return nil
 			}
+			tx.UseDeletionReserve() // as a truncate
 			if err := tx.PunchArray(dataPath(n.oid), 0, vos.MaxArrayOffset); err != nil {
 				return err
 			}
@@ -488,6 +489,7 @@ func (n *node) Allocate(ctx context.Context, fh gofs.FileHandle, off uint64, siz
 			}
 		}
 		if mode&(fallocPunchHole|fallocZeroRange) != 0 {
+			tx.UseDeletionReserve() // punching a hole gives space back
 			if err := tx.PunchArray(dataPath(n.oid), off, end); err != nil {
 				return err
 			}

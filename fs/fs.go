@@ -56,6 +56,7 @@ type FS struct {
 	aggMu   sync.Mutex         // one aggregation at a time, and none during Check
 	stopAgg context.CancelFunc // stops aggregateLoop, between rounds of a pass
 	aggDone chan struct{}      // closed when it stopped
+	aggKick chan struct{}      // (capacity 1) asks aggregateLoop for a pass soon
 
 	mu       sync.Mutex
 	open     map[uint64]int // guarded by mu: open file handles per inode
@@ -98,7 +99,7 @@ func New(p *pool.Pool, opts Options) (*FS, error) {
 	if err := s.RegisterMerge(mergeMaxID, mergeMax, foldMax); err != nil {
 		return nil, err
 	}
-	f := &FS{p: p, s: s, opts: opts, open: map[uint64]int{}, removing: map[uint64]int{}}
+	f := &FS{p: p, s: s, opts: opts, open: map[uint64]int{}, removing: map[uint64]int{}, aggKick: make(chan struct{}, 1)}
 	f.removed = sync.NewCond(&f.mu)
 	ctx := context.Background()
 	if err := f.format(ctx); err != nil {
@@ -124,25 +125,50 @@ func New(p *pool.Pool, opts Options) (*FS, error) {
 // background.
 const aggregateInterval = 5 * time.Second
 
+// kickDelay is how long after a deletion (kickAggregation) the pass it
+// asks for starts, so that a burst of deletions (rm -r) shares one pass.
+// A pass asked for this way also waits as long as the last pass took, so
+// that passes asked for by deletions take at most half the time.
+const kickDelay = 100 * time.Millisecond
+
+// kickAggregation asks aggregateLoop for a pass soon: a deletion, a
+// truncate or a punched hole freed space that only aggregation gives back
+// to the allocators (and to statfs), and the deletion reserve it may have
+// used is refilled by it.
+func (f *FS) kickAggregation() {
+	select {
+	case f.aggKick <- struct{}{}:
+	default: // a pass is asked for already
+	}
+}
+
 // aggregateLoop runs a pass of aggregation every aggregateInterval until
 // ctx is cancelled (Close cancels a pass between its rounds rather than
 // waiting for it). The first pass starts at once rather than an interval
 // after the mount: a daemon that is killed or unmounted sooner than every
 // interval (a crash loop, a script mounting for each command) would
 // otherwise never aggregate, and its pool would fill with versions nobody
-// can see.
+// can see. A deletion asks for a pass sooner (kickAggregation).
 func (f *FS) aggregateLoop(ctx context.Context) {
 	defer close(f.aggDone)
 	t := time.NewTicker(aggregateInterval)
 	defer t.Stop()
 	for {
+		start := time.Now()
 		if f.p.Err() == nil {
 			_, _ = f.aggregate(ctx)
 		}
+		took := time.Since(start)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-f.aggKick:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(max(kickDelay, took)):
+			}
 		}
 	}
 }

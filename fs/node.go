@@ -103,12 +103,20 @@ func (f *FS) update(ctx context.Context, onPred func(*vos.PredicateResult) sysca
 	if f.opts.ReadOnly {
 		return syscall.EROFS
 	}
-	res, err := f.s.Update(context.WithoutCancel(ctx), vos.UpdateOptions{Retries: opRetries, Async: f.opts.Commit == CommitAsync}, fn)
+	freeing := false
+	res, err := f.s.Update(context.WithoutCancel(ctx), vos.UpdateOptions{Retries: opRetries, Async: f.opts.Commit == CommitAsync}, func(tx *vos.Tx) error {
+		err := fn(tx)
+		freeing = tx.Freeing()
+		return err
+	})
 	if errors.Is(err, vos.ErrPredicate) && onPred != nil && res.Failed != nil {
 		return onPred(res.Failed)
 	}
 	if err != nil {
 		return f.toErrno(err)
+	}
+	if freeing {
+		f.kickAggregation() // what it freed is reusable once aggregated
 	}
 	f.count(func(s *Stats) { s.Ops++ })
 	return 0
@@ -248,6 +256,7 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 				return syscall.EFBIG
 			}
 			if size < a.size {
+				tx.UseDeletionReserve() // a truncate works on a full pool
 				if err := tx.PunchArray(dataPath(n.oid), size, vos.MaxArrayOffset); err != nil {
 					return err
 				}

@@ -388,8 +388,10 @@ func (f *FS) settleOrphan(ctx context.Context, oid uint64) {
 	}
 }
 
-// removeInode punches an inode's objects.
+// removeInode punches an inode's objects. It gives space back, so it may
+// take the deletion reserve.
 func removeInode(tx *vos.Tx, oid uint64) error {
+	tx.UseDeletionReserve()
 	for _, o := range []uint64{oid, oid | xattrBit, oid | entriesBit} {
 		if err := tx.PunchObject(o); err != nil {
 			return err
@@ -409,6 +411,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	rm := &removal{f: n.fs}
 	defer rm.done()
 	errno := n.update(ctx, nil, func(tx *vos.Tx) error {
+		tx.UseDeletionReserve() // an unlink works on a full pool
 		orphan = 0
 		e, ok, err := readEntry(tx, n.oid, name)
 		if err != nil {
@@ -460,6 +463,7 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 		return syscall.EBUSY
 	}
 	return n.update(ctx, nil, func(tx *vos.Tx) error {
+		tx.UseDeletionReserve() // an rmdir works on a full pool
 		e, ok, err := readEntry(tx, n.oid, name)
 		if err != nil {
 			return err

@@ -132,6 +132,7 @@ func (d *snapDir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if err != nil {
 		return d.fs.toErrno(err)
 	}
+	d.fs.kickAggregation() // what only the snapshot saw can go
 	d.mu.Lock()
 	if v, ok := d.views[name]; ok {
 		v.Close()
