@@ -23,7 +23,8 @@ type Failure struct {
 	Off   int64         // byte offset of the failed write or punch, -1 if none
 	Len   int64         // bytes of the failed write or punch
 	Errno syscall.Errno // the host's errno, 0 if the cause carries none
-	Err   error         // the cause as the blob layer returned it
+	Cause string        // the cause's message (Err's, kept when Err is not at hand: a decoded copy)
+	Err   error         `json:"-"` // the cause as the blob layer returned it
 	Time  time.Time
 }
 
@@ -39,9 +40,9 @@ func (f *Failure) String() string {
 		where = fmt.Sprintf("%s of %s", f.Op, f.Blob)
 	}
 	if f.Errno != 0 {
-		return fmt.Sprintf("%s failed: errno %d (%s): %v", where, int(f.Errno), errnoName(f.Errno), f.Err)
+		return fmt.Sprintf("%s failed: errno %d (%s): %s", where, int(f.Errno), errnoName(f.Errno), f.Cause)
 	}
-	return fmt.Sprintf("%s: %v", where, f.Err)
+	return fmt.Sprintf("%s: %s", where, f.Cause)
 }
 
 // errnoName is the symbolic name of the errnos a device or a full host
@@ -109,6 +110,7 @@ func (p *Pool) Err() error { return p.Failed() }
 // acknowledges nothing more. It returns the pool's failure (the first one).
 func (p *Pool) stop(f *Failure) error {
 	f.Time = time.Now()
+	f.Cause = f.Err.Error()
 	if f.Errno == 0 {
 		var e syscall.Errno
 		if errors.As(f.Err, &e) {

@@ -103,7 +103,7 @@ func runDaemon(cfg daemonConfig, n *notifier) (err error) {
 		}
 	}
 	logger.Printf("opening pool %s", dir)
-	p, err := pool.Open(fsys, dir, pool.Options{Progress: recoveryProgress(logger, n)})
+	p, err := pool.Open(fsys, dir, pool.Options{Progress: recoveryProgress(logger, n), Logf: logger.Printf})
 	if err != nil {
 		if errors.Is(err, blob.ErrLocked) {
 			return errAlreadyMounted(dir)
@@ -165,7 +165,9 @@ func runDaemon(cfg daemonConfig, n *notifier) (err error) {
 		logger.Printf("closing the filesystem: %v", err)
 	}
 	start := time.Now()
-	if err := p.Close(); err != nil {
+	if err := p.Close(); errors.Is(err, pool.ErrFailed) {
+		return fmt.Errorf("pool %s stopped while mounted and was not closed cleanly: %w; nothing was written after the failure and every acknowledged operation is durable: fix the cause, then mount it again (recovery replays the log)", dir, err)
+	} else if err != nil {
 		return fmt.Errorf("pool %s was not closed cleanly (it will be recovered at the next mount): %w", dir, err)
 	}
 	logger.Printf("pool %s closed clean in %s", dir, fmtDuration(time.Since(start)))

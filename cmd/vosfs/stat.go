@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
@@ -168,6 +169,12 @@ func printStats(w io.Writer, r statReport) {
 		fmt.Fprintf(tw, "%s\t%s\n", label, fmt.Sprintf(format, args...))
 	}
 	row("pool", "%s (%s)", r.Pool, where)
+	if f := p.Failure; f != nil {
+		row("state", "STOPPED at %s (fail-stop, every operation gets EIO): %s", f.Time.Format(time.RFC3339), f)
+	} else {
+		row("state", "running")
+	}
+	row("blob errors", "%s failed writes or syncs, %s failed reads", n(p.WriteErrors), n(p.ReadErrors))
 	row("data", "%s: %s used, %s free (%s aging), %s reserved",
 		b(u.DataSize), b(u.DataUsed), b(u.DataFree), b(p.Data.Aging*alloc.BlockSize), b(p.Data.Reserved*alloc.BlockSize))
 	row("metadata", "%s heap: %s used, %s free (and %s kept for deletes), %s reserved, %s dirty",
