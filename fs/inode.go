@@ -180,8 +180,9 @@ func addLinks(tx *vos.Tx, oid uint64, delta int64) error {
 // attrs is everything Getattr reports.
 type attrs struct {
 	inode
-	size  uint64
-	nlink uint64
+	size   uint64
+	nlink  uint64
+	stored uint64 // regular files read through a view: bytes their data takes (vos Allocated)
 	times
 }
 
@@ -223,7 +224,14 @@ func loadAttrs(g getter, oid uint64) (attrs, error) {
 			*f.dst = binary.LittleEndian.Uint64(b)
 		}
 	}
-	a.times, err = loadTimes(g, oid)
+	if a.times, err = loadTimes(g, oid); err != nil {
+		return a, err
+	}
+	// What stat reports, so through views only: transactions read
+	// attributes to change them.
+	if v, ok := g.(*vos.View); ok && a.mode&syscall.S_IFMT == syscall.S_IFREG {
+		a.stored, err = v.Allocated(dataPath(oid))
+	}
 	return a, err
 }
 
@@ -243,7 +251,13 @@ func (a attrs) fill(oid uint64, out *fuse.Attr) {
 	out.Rdev = a.rdev
 	out.Nlink = uint32(a.nlink)
 	out.Size = a.size
+	// st_blocks: 512-byte units of what the data takes (holes take
+	// nothing, bytes kept in the heap count as they are); other inodes
+	// keep theirs in the heap, and report their size.
 	out.Blocks = (a.size + 511) / 512
+	if a.mode&syscall.S_IFMT == syscall.S_IFREG {
+		out.Blocks = (a.stored + 511) / 512
+	}
 	out.Blksize = 4096
 	set := func(ns int64, sec *uint64, nsec *uint32) {
 		*sec, *nsec = uint64(ns/1e9), uint32(ns%1e9)

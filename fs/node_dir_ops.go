@@ -319,6 +319,9 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 		if a.nlink == 0 {
 			return syscall.ENOENT // unlinked while open: no new names
 		}
+		if a.stored, err = tx.Allocated(dataPath(tn.oid)); err != nil {
+			return err
+		}
 		if err := tx.Put(entryPath(n.oid, name), entry{oid: tn.oid, mode: a.mode & syscall.S_IFMT}.encode()); err != nil {
 			return err
 		}
