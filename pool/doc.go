@@ -12,6 +12,12 @@
 // transaction ID in one critical section, then wait — outside it — until the
 // record, its data writes and every lower ID are durable.
 //
+// Every blob is reached through a fail-stop gate (failstop.go): the first
+// failed write, sync, truncate or punch stops the pool, records what failed
+// (Failure: blob, operation, offset, errno), logs it once and fails the
+// log; from then on no mutation reaches any blob and every operation,
+// reads included, returns an error wrapping ErrFailed and the cause.
+//
 // Check verifies headers, the heap superblock and both allocators against
 // the spans the layer above says it references; every engine test calls it.
 package pool
