@@ -110,3 +110,24 @@ func TestFailureIsRecordedLoggedOnceAndStopsEverything(t *testing.T) {
 	require.NoError(t, p.Failed(), "a reopened pool runs again")
 	require.NoError(t, verify(p, m))
 }
+
+// A failed read is the reader's error and stops nothing: it changes no
+// state. It is counted.
+func TestReadErrorIsReturnedAndCounted(t *testing.T) {
+	mfs, p := openTest(t)
+	defer p.Close()
+	ctx := context.Background()
+	m := newModel()
+	w := &workload{p: p, m: m, largeMax: 4}
+	require.NoError(t, w.setup(ctx))
+	mfs.InjectFile("pool/data.blob", blob.OpRead, 1, syscall.EIO)
+	err := p.ReadData(alloc.Extent{Block: 0, Count: 1}, 0, make([]byte, BlockSize))
+	require.ErrorIs(t, err, syscall.EIO)
+	require.NotErrorIs(t, err, ErrFailed)
+	require.NoError(t, p.Failed())
+	st := p.Stats()
+	require.Equal(t, uint64(1), st.ReadErrors)
+	require.Zero(t, st.WriteErrors)
+	require.NoError(t, w.step(ctx, newRand(3)), "the pool runs on")
+	require.NoError(t, verify(p, m))
+}

@@ -153,7 +153,11 @@ func runDaemon(cfg daemonConfig, n *notifier) (err error) {
 	srv.Wait()
 	signal.Stop(sigs)
 	close(sigs)
-	logger.Printf("unmounted %s; writing back", mp)
+	if p.Failed() != nil {
+		logger.Printf("unmounted %s; the pool is stopped: nothing is written back", mp)
+	} else {
+		logger.Printf("unmounted %s; writing back", mp)
+	}
 
 	if ctl != nil {
 		ctl.Close()

@@ -141,6 +141,7 @@ func TestMountHostDiskFull(t *testing.T) {
 	assert.Contains(t, log, "FAIL-STOP: write of data.blob at offset")
 	assert.Contains(t, log, "stopped while mounted and was not closed cleanly")
 	assert.NotContains(t, log, "closed clean in")
+	assert.Contains(t, log, "the pool is stopped: nothing is written back")
 
 	// Room again: the pool recovers, and every acknowledged file is there.
 	out, err = exec.Command("mount", "-o", "remount,size=200m", host).CombinedOutput()
