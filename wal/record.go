@@ -13,7 +13,12 @@ import (
 //
 // followed by bodyLen bytes of actions, then zeros up to RecordAlign. The CRC32C
 // covers the head (with crc zero) and the body; a pad record's CRC covers its
-// head only (its body is not written with meaning).
+// head only (its body is not written with meaning). A record is intact at
+// position P when its head decodes, its id is P, its generation is the log's,
+// it fits the ring and the record limit, its CRC matches and its actions
+// decode; when a record is not intact, whether that is the end of the log
+// (a torn tail) or damage is decided by the rule in the package doc, which
+// rests on the batch limit (MaxBatch).
 const (
 	recordMagic = 0x524c5756 // "VWLR"
 	headSize    = 32
