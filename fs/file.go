@@ -162,7 +162,7 @@ func (f *FS) isOpen(oid uint64) bool {
 }
 
 func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	if (n.fs.opts.ReadOnly || n.snap != nil) && flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC) != 0 {
+	if (n.fs.readOnly() || n.snap != nil) && flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC) != 0 {
 		return nil, 0, syscall.EROFS
 	}
 	if flags&syscall.O_TRUNC != 0 {
@@ -584,7 +584,7 @@ func (n *node) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn ui
 // their last close, or until the next mount after a crash.
 
 func (f *FS) reapOrphan(ctx context.Context, oid uint64) syscall.Errno {
-	if f.opts.ReadOnly {
+	if f.readOnly() {
 		return 0
 	}
 	p := vos.Path{OID: orphanOID, Dkey: u64(oid), Akey: akeyEntry}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,6 +50,10 @@ type FS struct {
 	s    *vos.Store
 	opts Options
 	root *node
+
+	roMu   sync.Mutex  // serializes SetReadOnly
+	ro     atomic.Bool // read-only now: Options.ReadOnly, then remounts
+	reaped bool        // guarded by roMu: the orphans of a crash were reaped
 
 	snapOnce sync.Once
 	snaps    *snapDir
@@ -106,18 +111,18 @@ func New(p *pool.Pool, opts Options) (*FS, error) {
 		s.Close()
 		return nil, err
 	}
+	f.ro.Store(opts.ReadOnly)
 	if !opts.ReadOnly {
 		if err := f.reapOrphans(ctx); err != nil {
 			s.Close()
 			return nil, err
 		}
+		f.reaped = true
 	}
 	f.root = &node{fs: f, oid: RootOID}
-	if !opts.ReadOnly {
-		ctx, cancel := context.WithCancel(context.Background())
-		f.stopAgg, f.aggDone = cancel, make(chan struct{})
-		go f.aggregateLoop(ctx)
-	}
+	aggCtx, cancel := context.WithCancel(context.Background())
+	f.stopAgg, f.aggDone = cancel, make(chan struct{})
+	go f.aggregateLoop(aggCtx)
 	return f, nil
 }
 
@@ -155,7 +160,7 @@ func (f *FS) aggregateLoop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		start := time.Now()
-		if f.p.Err() == nil {
+		if f.p.Err() == nil && !f.readOnly() {
 			_, _ = f.aggregate(ctx)
 		}
 		took := time.Since(start)
@@ -228,23 +233,13 @@ func (f *FS) Stats() Stats {
 }
 
 // Mount mounts the filesystem at mountpoint and serves it until unmounted
-// (the returned server's Wait). As root it mounts directly, otherwise
-// through fusermount3.
+// (the returned server's Wait). As root it mounts directly (unless
+// AutoUnmount), otherwise through fusermount3.
 func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 	entry, attr, neg := f.opts.EntryTimeout, f.opts.AttrTimeout, time.Duration(0)
-	mo := fuse.MountOptions{
-		FsName:       f.opts.FsName,
-		Name:         "vosfs",
-		MaxWrite:     f.opts.MaxWrite,
-		MaxReadAhead: 1 << 20,
-		AllowOther:   f.opts.AllowOther,
-		Debug:        f.opts.Debug,
-		DirectMount:  os.Geteuid() == 0,
-	}
-	// The kernel checks permissions against the modes we report.
-	mo.Options = append(mo.Options, "default_permissions")
-	if f.opts.ReadOnly {
-		mo.Options = append(mo.Options, "ro")
+	mo, err := f.fuseMountOptions()
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
 	if f.opts.WritebackCache {
 		mo.ExtraCapabilities |= fuse.CAP_WRITEBACK_CACHE
@@ -277,8 +272,16 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 		ExternalNodeID: true,
 		Logger:         f.opts.Logger,
 	}
-	srv, err := gofs.Mount(mountpoint, f.root, gopts)
+	var raw fuse.RawFileSystem = gofs.NewNodeFS(f.root, gopts)
+	if f.opts.AllowRoot {
+		raw = &allowRootFS{RawFileSystem: raw, owner: uint32(os.Geteuid())}
+	}
+	srv, err := fuse.NewServer(raw, mountpoint, &gopts.MountOptions)
 	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	go srv.Serve()
+	if err := srv.WaitMount(); err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
 	return srv, nil

@@ -244,7 +244,7 @@ func loadTimes(g getter, oid uint64) (times, error) {
 	return decodeTimes(b)
 }
 
-func (a attrs) fill(oid uint64, out *fuse.Attr) {
+func (a attrs) fill(oid uint64, blksize uint32, out *fuse.Attr) {
 	out.Ino = oid
 	out.Mode = a.mode
 	out.Uid, out.Gid = a.uid, a.gid
@@ -258,7 +258,7 @@ func (a attrs) fill(oid uint64, out *fuse.Attr) {
 	if a.mode&syscall.S_IFMT == syscall.S_IFREG {
 		out.Blocks = (a.stored + 511) / 512
 	}
-	out.Blksize = 4096
+	out.Blksize = blksize
 	set := func(ns int64, sec *uint64, nsec *uint32) {
 		*sec, *nsec = uint64(ns/1e9), uint32(ns%1e9)
 	}

@@ -68,6 +68,15 @@ func (n *node) update(ctx context.Context, onPred func(*vos.PredicateResult) sys
 	return n.fs.update(ctx, onPred, fn)
 }
 
+// updateDir is update for a change of directory n's entries: durable
+// before it returns also under commit=async when the mount is dirsync.
+func (n *node) updateDir(ctx context.Context, onPred func(*vos.PredicateResult) syscall.Errno, fn func(tx *vos.Tx) error) syscall.Errno {
+	if n.snap != nil {
+		return syscall.EROFS
+	}
+	return n.fs.updateAsync(ctx, n.fs.opts.Commit == CommitAsync && !n.fs.opts.DirSync, onPred, fn)
+}
+
 // ino is the inode number the node reports: its object ID, made distinct
 // inside a snapshot.
 func (n *node) ino() uint64 { return n.inoOf(n.oid) }
@@ -100,11 +109,17 @@ var (
 // half-way by the request's context, durable before it returns unless the
 // mount is commit=async. A failed predicate becomes onPred's errno.
 func (f *FS) update(ctx context.Context, onPred func(*vos.PredicateResult) syscall.Errno, fn func(tx *vos.Tx) error) syscall.Errno {
-	if f.opts.ReadOnly {
+	return f.updateAsync(ctx, f.opts.Commit == CommitAsync, onPred, fn)
+}
+
+// updateAsync is update replying before the transaction is durable if
+// async.
+func (f *FS) updateAsync(ctx context.Context, async bool, onPred func(*vos.PredicateResult) syscall.Errno, fn func(tx *vos.Tx) error) syscall.Errno {
+	if f.readOnly() {
 		return syscall.EROFS
 	}
 	freeing := false
-	res, err := f.s.Update(context.WithoutCancel(ctx), vos.UpdateOptions{Retries: opRetries, Async: f.opts.Commit == CommitAsync}, func(tx *vos.Tx) error {
+	res, err := f.s.Update(context.WithoutCancel(ctx), vos.UpdateOptions{Retries: opRetries, Async: async}, func(tx *vos.Tx) error {
 		err := fn(tx)
 		freeing = tx.Freeing()
 		return err
@@ -127,7 +142,7 @@ func (f *FS) update(ctx context.Context, onPred func(*vos.PredicateResult) sysca
 // old (with strictatime: always). t are the times the read saw. The update does not wait to be
 // durable, and is dropped if the inode is gone by then.
 func (n *node) accessed(t times) {
-	if n.snap != nil || n.fs.opts.ReadOnly || n.fs.opts.NoAtime {
+	if n.snap != nil || n.fs.readOnly() || n.fs.opts.NoAtime {
 		return
 	}
 	now := time.Now().UnixNano()
@@ -196,7 +211,7 @@ func (n *node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOu
 	if errno != 0 {
 		return errno
 	}
-	a.fill(n.ino(), &out.Attr)
+	a.fill(n.ino(), n.fs.blksize(), &out.Attr)
 	return 0
 }
 
@@ -299,7 +314,7 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 		if !ok {
 			r.mode = n.StableAttr().Mode
 		}
-		r.fill(n.ino(), &out.Attr)
+		r.fill(n.ino(), n.fs.blksize(), &out.Attr)
 		return 0
 	}
 	if errno != 0 {

@@ -107,7 +107,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	ch := n.child(ctx, e.oid, a.mode)
 	cn := ch.Operations().(*node)
 	cn.remember(a)
-	a.fill(cn.ino(), &out.Attr)
+	a.fill(cn.ino(), n.fs.blksize(), &out.Attr)
 	return ch, 0
 }
 
@@ -156,7 +156,9 @@ func (n *node) readdir() ([]fuse.DirEntry, syscall.Errno) {
 	if errno != 0 {
 		return nil, errno
 	}
-	n.accessed(a.times)
+	if !n.fs.opts.NoDiratime {
+		n.accessed(a.times)
+	}
 	if n.oid == RootOID && n.snap == nil {
 		entries = append(entries, fuse.DirEntry{Name: SnapshotDir, Mode: syscall.S_IFDIR, Ino: snapshotsIno})
 	}
@@ -170,7 +172,7 @@ func (n *node) newInode(ctx context.Context, name string, mode, rdev uint32, ext
 	if errno := checkName(name); errno != 0 {
 		return nil, errno
 	}
-	if n.fs.opts.ReadOnly || n.snap != nil {
+	if n.fs.readOnly() || n.snap != nil {
 		return nil, syscall.EROFS
 	}
 	if n.isSnapshotDir(name) {
@@ -183,7 +185,7 @@ func (n *node) newInode(ctx context.Context, name string, mode, rdev uint32, ext
 	uid, gid := caller(ctx)
 	isDir := mode&syscall.S_IFMT == syscall.S_IFDIR
 	var a attrs
-	errno := n.update(ctx, newNameFailed, func(tx *vos.Tx) error {
+	errno := n.updateDir(ctx, newNameFailed, func(tx *vos.Tx) error {
 		if err := n.newNamePredicates(tx, name); err != nil {
 			return err
 		}
@@ -235,7 +237,7 @@ func (n *node) newInode(ctx context.Context, name string, mode, rdev uint32, ext
 		// the symlink's size is its target's length (set by extra)
 		_ = n.view(func(v *vos.View) error { b, _, err := v.Get(sizePath(oid)); a.size = le(b); return err })
 	}
-	a.fill(oid, &out.Attr)
+	a.fill(oid, n.fs.blksize(), &out.Attr)
 	ch := n.child(ctx, oid, mode)
 	ch.Operations().(*node).remember(a)
 	return ch, 0
@@ -305,7 +307,7 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 		return nil, syscall.EEXIST
 	}
 	var a attrs
-	errno := n.update(ctx, newNameFailed, func(tx *vos.Tx) error {
+	errno := n.updateDir(ctx, newNameFailed, func(tx *vos.Tx) error {
 		if err := n.newNamePredicates(tx, name); err != nil {
 			return err
 		}
@@ -339,7 +341,7 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 	if errno != 0 {
 		return nil, errno
 	}
-	a.fill(tn.oid, &out.Attr)
+	a.fill(tn.oid, n.fs.blksize(), &out.Attr)
 	ch := n.child(ctx, tn.oid, a.mode)
 	ch.Operations().(*node).remember(a)
 	return ch, 0
@@ -413,7 +415,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	var orphan uint64
 	rm := &removal{f: n.fs}
 	defer rm.done()
-	errno := n.update(ctx, nil, func(tx *vos.Tx) error {
+	errno := n.updateDir(ctx, nil, func(tx *vos.Tx) error {
 		tx.UseDeletionReserve() // an unlink works on a full pool
 		orphan = 0
 		e, ok, err := readEntry(tx, n.oid, name)
@@ -465,7 +467,7 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if n.isSnapshotDir(name) {
 		return syscall.EBUSY
 	}
-	return n.update(ctx, nil, func(tx *vos.Tx) error {
+	return n.updateDir(ctx, nil, func(tx *vos.Tx) error {
 		tx.UseDeletionReserve() // an rmdir works on a full pool
 		e, ok, err := readEntry(tx, n.oid, name)
 		if err != nil {
@@ -528,7 +530,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	var orphan uint64
 	rm := &removal{f: n.fs}
 	defer rm.done()
-	errno := n.update(ctx, nil, func(tx *vos.Tx) error {
+	errno := n.updateDir(ctx, nil, func(tx *vos.Tx) error {
 		orphan = 0
 		return n.fs.rename(tx, rm, n.oid, name, np.oid, newName, flags, &orphan)
 	})

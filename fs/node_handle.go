@@ -65,7 +65,7 @@ func (n *node) LookupNode(ctx context.Context, id uint64, out *fuse.EntryOut) (*
 	ch := n.child(ctx, id, a.mode)
 	cn := ch.Operations().(*node)
 	cn.remember(a)
-	a.fill(cn.ino(), &out.Attr)
+	a.fill(cn.ino(), n.fs.blksize(), &out.Attr)
 	return ch, 0
 }
 
@@ -131,6 +131,6 @@ func (n *node) LookupParent(ctx context.Context, out *fuse.EntryOut) (*gofs.Inod
 	}
 	pn := p.Operations().(*node)
 	pn.remember(pa)
-	pa.fill(pn.ino(), &out.Attr)
+	pa.fill(pn.ino(), n.fs.blksize(), &out.Attr)
 	return p, name, 0
 }

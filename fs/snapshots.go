@@ -49,7 +49,7 @@ func (d *snapDir) fillAttr(a *fuse.Attr) {
 	a.Ino = snapshotsIno
 	a.Mode = syscall.S_IFDIR | 0o755
 	a.Nlink = 2
-	a.Blksize = 4096
+	a.Blksize = d.fs.blksize()
 }
 
 func (d *snapDir) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -92,7 +92,7 @@ func (d *snapDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return nil, errno
 	}
 	a.mode &^= 0o222
-	a.fill(root.ino(), &out.Attr)
+	a.fill(root.ino(), d.fs.blksize(), &out.Attr)
 	return d.NewInode(ctx, root, root.stableAttr(RootOID, syscall.S_IFDIR)), 0
 }
 
@@ -105,7 +105,7 @@ func (d *snapDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 }
 
 func (d *snapDir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	if d.fs.opts.ReadOnly {
+	if d.fs.readOnly() {
 		return nil, syscall.EROFS
 	}
 	if errno := checkName(name); errno != 0 {
@@ -122,7 +122,7 @@ func (d *snapDir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 }
 
 func (d *snapDir) Rmdir(ctx context.Context, name string) syscall.Errno {
-	if d.fs.opts.ReadOnly {
+	if d.fs.readOnly() {
 		return syscall.EROFS
 	}
 	err := d.fs.s.DeleteSnapshot(context.WithoutCancel(ctx), name)

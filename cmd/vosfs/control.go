@@ -8,6 +8,8 @@ package main
 //	                   the daemon (cpu: sampled over SECS seconds; mutex,
 //	                   block: contention during SECS seconds; heap,
 //	                   goroutine: a snapshot at the end of SECS seconds)
+//	readonly on|off    "ok": the filesystem refuses changes from now on (a
+//	                   remount read-only), or takes them again
 //
 // or, for any of them, one line "error MESSAGE".
 
@@ -62,15 +64,21 @@ func sockAddr(dir string) (addr string, release func(), err error) {
 type controlServer struct {
 	ln      *net.UnixListener
 	release func()
-	stats   func() fs.Stats
+	fs      controlled
 	logger  *log.Logger
 	wg      sync.WaitGroup
+}
+
+// controlled is what the control socket reaches in the daemon.
+type controlled interface {
+	Stats() fs.Stats
+	SetReadOnly(ro bool) error
 }
 
 // listenControl starts serving the control socket of the pool in dir. The
 // caller holds the pool's lock, so a socket file already there is a dead
 // daemon's and is replaced.
-func listenControl(dir string, stats func() fs.Stats, logger *log.Logger) (io.Closer, error) {
+func listenControl(dir string, target controlled, logger *log.Logger) (io.Closer, error) {
 	path := filepath.Join(dir, sockName)
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -89,7 +97,7 @@ func listenControl(dir string, stats func() fs.Stats, logger *log.Logger) (io.Cl
 		release()
 		return nil, err
 	}
-	c := &controlServer{ln: ln, release: release, stats: stats, logger: logger}
+	c := &controlServer{ln: ln, release: release, fs: target, logger: logger}
 	c.wg.Add(1)
 	go c.serve()
 	return c, nil
@@ -125,7 +133,7 @@ func (c *controlServer) handle(conn net.Conn) {
 	f := strings.Fields(line)
 	switch {
 	case len(f) == 1 && f[0] == "stats":
-		b, err := json.Marshal(c.stats())
+		b, err := json.Marshal(c.fs.Stats())
 		if err != nil {
 			fmt.Fprintf(conn, "error %v\n", err)
 			return
@@ -145,6 +153,13 @@ func (c *controlServer) handle(conn net.Conn) {
 		}
 		fmt.Fprintf(conn, "ok %d\n", buf.Len())
 		conn.Write(buf.Bytes())
+	case len(f) == 2 && f[0] == "readonly" && (f[1] == "on" || f[1] == "off"):
+		if err := c.fs.SetReadOnly(f[1] == "on"); err != nil {
+			fmt.Fprintf(conn, "error %v\n", err)
+			return
+		}
+		c.logger.Printf("read-only %s (remount)", f[1])
+		fmt.Fprintln(conn, "ok")
 	default:
 		fmt.Fprintf(conn, "error unknown command %q\n", strings.TrimSpace(line))
 	}
@@ -258,4 +273,22 @@ func queryProfile(dir, kind string, d time.Duration, w io.Writer) (int64, error)
 		err = fmt.Errorf("control socket: profile cut short at %d of %d bytes", m, n)
 	}
 	return m, err
+}
+
+// setReadOnly tells the daemon that has the pool in dir mounted to refuse
+// changes (ro) or take them again.
+func setReadOnly(dir string, ro bool) error {
+	arg := "off"
+	if ro {
+		arg = "on"
+	}
+	line, _, done, err := controlRequest(dir, "readonly "+arg, 0)
+	if err != nil {
+		return err
+	}
+	done()
+	if line != "ok" {
+		return fmt.Errorf("control socket: bad answer %q", line)
+	}
+	return nil
 }

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"io"
 	"log"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,7 +37,8 @@ func TestControlSocket(t *testing.T) {
 
 		// A stale socket of a dead daemon is replaced.
 		require.NoError(t, os.WriteFile(filepath.Join(dir, sockName), nil, 0o600))
-		ctl, err := listenControl(dir, func() fs.Stats { return want }, log.New(io.Discard, "", 0))
+		d := &fakeDaemon{stats: want}
+		ctl, err := listenControl(dir, d, log.New(io.Discard, "", 0))
 		require.NoError(t, err, dir)
 		fi, err := os.Stat(filepath.Join(dir, sockName))
 		require.NoError(t, err)
@@ -44,6 +47,17 @@ func TestControlSocket(t *testing.T) {
 		got, err := queryStats(dir)
 		require.NoError(t, err)
 		assert.Equal(t, want, got)
+
+		// A remount's switch reaches the filesystem, and its refusal
+		// comes back.
+		require.NoError(t, setReadOnly(dir, true))
+		assert.True(t, d.readOnly())
+		require.NoError(t, setReadOnly(dir, false))
+		assert.False(t, d.readOnly())
+		d.mu.Lock()
+		d.err = errors.New("orphans: input/output error")
+		d.mu.Unlock()
+		assert.EqualError(t, setReadOnly(dir, false), "daemon: orphans: input/output error")
 
 		// Anything but "stats" gets an error line.
 		addr, release, err := sockAddr(dir)
@@ -65,9 +79,35 @@ func TestControlSocket(t *testing.T) {
 	}
 }
 
+// fakeDaemon is what the control socket reaches in a test.
+type fakeDaemon struct {
+	stats fs.Stats
+	mu    sync.Mutex
+	ro    bool  // guarded by mu
+	err   error // guarded by mu: SetReadOnly's
+}
+
+func (d *fakeDaemon) Stats() fs.Stats { return d.stats }
+
+func (d *fakeDaemon) readOnly() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ro
+}
+
+func (d *fakeDaemon) SetReadOnly(ro bool) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.err != nil {
+		return d.err
+	}
+	d.ro = ro
+	return nil
+}
+
 func TestControlProfile(t *testing.T) {
 	dir := t.TempDir()
-	ctl, err := listenControl(dir, func() fs.Stats { return fs.Stats{} }, log.New(io.Discard, "", 0))
+	ctl, err := listenControl(dir, &fakeDaemon{}, log.New(io.Discard, "", 0))
 	require.NoError(t, err)
 	defer ctl.Close()
 

@@ -132,7 +132,11 @@ func runDaemon(cfg daemonConfig, n *notifier) (err error) {
 	if err := writePID(dir); err != nil {
 		logger.Printf("warning: %v", err)
 	}
-	ctl, err := listenControl(dir, f.Stats, logger)
+	rec := mountRecord{Pool: dir, Mountpoint: mp, FsName: cfg.opts.FsName, PID: os.Getpid()}
+	if err := writeMountRecord(rec); err != nil {
+		logger.Printf("warning: mount not recorded in %s, 'vosfs stat' will not find it by its mount point: %v", runDir(), err)
+	}
+	ctl, err := listenControl(dir, f, logger)
 	if err != nil {
 		logger.Printf("warning: no control socket, 'vosfs stat' will not reach this mount: %v", err)
 	}
@@ -158,6 +162,7 @@ func runDaemon(cfg daemonConfig, n *notifier) (err error) {
 	} else {
 		logger.Printf("unmounted %s; writing back", mp)
 	}
+	removeMountRecord(rec.PID)
 
 	if ctl != nil {
 		ctl.Close()

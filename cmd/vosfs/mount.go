@@ -91,9 +91,13 @@ func runMount(c *cobra.Command, mf *mountFlags, poolArg, mpArg string) error {
 		return usagef(name, "--%s shapes a new pool: it needs --mkfs", f)
 	}
 	optList := mf.opts.String()
-	opts, test, err := parseMountOptions(optList)
+	mc, err := parseMountConfig(optList)
 	if err != nil {
 		return usagef(name, "%v", err)
+	}
+	opts, test := mc.fs, mc.test
+	if mc.remount {
+		return remount(mpArg, opts)
 	}
 	poolDir, err := absDir(poolArg)
 	if err != nil {

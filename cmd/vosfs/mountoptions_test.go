@@ -44,6 +44,28 @@ func TestMountOptionTable(t *testing.T) {
 		{"debug", func(c *mountConfig) { c.fs.Debug = true }},
 		{"fsname=evalfs_test", func(c *mountConfig) { c.fs.FsName = "evalfs_test" }},
 		{"default_permissions", nil},
+		{"subtype=vosfs2", func(c *mountConfig) { c.fs.Subtype = "vosfs2" }},
+		{"allow_root", func(c *mountConfig) { c.fs.AllowOther, c.fs.AllowRoot = false, true }},
+		{"allow_root,allow_other", func(c *mountConfig) { c.fs.AllowOther = true }},
+		{"max_read=64KiB", func(c *mountConfig) { c.fs.MaxRead = 64 << 10 }},
+		{"blksize=64KiB", func(c *mountConfig) { c.fs.BlockSize = 64 << 10 }},
+		{"blksize=512", func(c *mountConfig) { c.fs.BlockSize = 512 }},
+		{"auto_unmount", func(c *mountConfig) { c.fs.AutoUnmount = true }},
+		{"user_id=0,group_id=0", nil},
+		{"remount,ro", func(c *mountConfig) { c.remount, c.fs.ReadOnly = true, true }},
+		{"suid", func(c *mountConfig) { c.fs.Suid = true }},
+		{"suid,nosuid", nil},
+		{"dev", func(c *mountConfig) { c.fs.Dev = true }},
+		{"dev,nodev", nil},
+		{"noexec", func(c *mountConfig) { c.fs.NoExec = true }},
+		{"noexec,exec", nil},
+		{"sync", func(c *mountConfig) { c.fs.Sync = true }},
+		{"sync,async", nil},
+		{"dirsync", func(c *mountConfig) { c.fs.DirSync = true }},
+		{"nodiratime", func(c *mountConfig) { c.fs.NoDiratime = true }},
+		{"nodiratime,diratime", nil},
+		{"lazytime", func(c *mountConfig) { c.fs.LazyTime = true }},
+		{"lazytime,nolazytime", nil},
 		{"ro", func(c *mountConfig) { c.fs.ReadOnly = true }},
 		{"ro,rw", nil},
 		{"noatime", func(c *mountConfig) { c.fs.NoAtime = true }},
@@ -52,9 +74,10 @@ func TestMountOptionTable(t *testing.T) {
 		{"strictatime", func(c *mountConfig) { c.fs.StrictAtime = true }},
 		{"norelatime", func(c *mountConfig) { c.fs.StrictAtime = true }},
 		{"strictatime,noatime", func(c *mountConfig) { c.fs.NoAtime = true }},
-		{"dev", nil}, {"nodev", nil}, {"suid", nil}, {"nosuid", nil}, {"exec", nil}, {"noexec", nil},
-		{"diratime", nil}, {"nodiratime", nil}, {"lazytime", nil}, {"nolazytime", nil},
 		{"silent", nil}, {"loud", nil},
+		// What mount(8) passes the helper for "mount -o remount,rw MOUNTPOINT".
+		{"rw,nosuid,nodev,relatime,remount,user_id=0,group_id=0,default_permissions,allow_other,max_read=1048576",
+			func(c *mountConfig) { c.remount, c.fs.MaxRead = true, 1<<20 }},
 		{"defaults", nil}, {"auto", nil}, {"noauto", nil}, {"nofail", nil}, {"user", nil}, {"nouser", nil},
 		{"users", nil}, {"owner", nil}, {"group", nil}, {"_netdev", nil}, {"user=alice", nil},
 		{"comment=systemd.automount", nil}, {"x-systemd.automount", nil},
@@ -84,8 +107,9 @@ func TestMountOptionTable(t *testing.T) {
 	}
 
 	valid := "commit=, threshold=, entry_timeout=, attr_timeout=, writeback_cache, nowriteback_cache, max_write=, " +
-		"noallow_other, debug, fsname=, default_permissions, allow_other, ro, rw, relatime, atime, strictatime, " +
-		"norelatime, noatime, dev, nodev, suid, nosuid, exec, noexec, diratime, nodiratime, lazytime, nolazytime, " +
+		"noallow_other, debug, fsname=, default_permissions, subtype=, allow_other, allow_root, max_read=, blksize=, " +
+		"auto_unmount, user_id=, group_id=, ro, rw, remount, nosuid, suid, nodev, dev, noexec, exec, sync, async, " +
+		"dirsync, relatime, atime, strictatime, norelatime, noatime, nodiratime, diratime, lazytime, nolazytime, " +
 		"silent, loud, defaults, auto, noauto, nofail, user, nouser, users, owner, group, _netdev, user=, comment=, " +
 		"x-*, powercut="
 	for _, tc := range []struct{ opt, err string }{
@@ -104,6 +128,11 @@ func TestMountOptionTable(t *testing.T) {
 		{"ro=1", `mount option "ro=1": ro takes no value`},
 		{"defaults=yes", `mount option "defaults=yes": defaults takes no value`},
 		{"fsname=", `mount option "fsname=": fsname wants a name`},
+		{"subtype=a/b", `mount option "subtype=a/b": subtype wants a name without blanks or slashes`},
+		{"max_read=1KiB", `mount option "max_read=1KiB": want a size from 4.0 KiB to 1.0 MiB`},
+		{"blksize=3000", `mount option "blksize=3000": want a power of two`},
+		{"blksize=2MiB", `mount option "blksize=2MiB": want a size from 512 B to 1.0 MiB`},
+		{"remount=1", `mount option "remount=1": remount takes no value`},
 		{"powercut", `mount option "powercut" wants a value: powercut=SEED`},
 		{"powercut=x", `mount option "powercut=x": powercut takes an integer seed`},
 	} {

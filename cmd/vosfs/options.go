@@ -30,8 +30,9 @@ func (k optionKind) String() string {
 
 // mountConfig is what an -o list asks for.
 type mountConfig struct {
-	fs   fs.Options
-	test testOptions
+	fs      fs.Options
+	test    testOptions
+	remount bool // change the flags of a live mount
 }
 
 // testOptions are the hidden mount options of crash tests, which change
@@ -161,14 +162,70 @@ var mountOptionTable = []mountOption{
 			return nil
 		}},
 	ignored("default_permissions", "", kindFUSE, "the kernel checks permissions against the modes, owners and ACLs vosfs reports (always on)"),
+	{name: "subtype", arg: "TYPE", kind: kindFUSE, def: "vosfs",
+		meaning: "the filesystem type is fuse.TYPE",
+		set: func(c *mountConfig, v string) error {
+			if v == "" || strings.ContainsAny(v, " \t\n/") {
+				return fmt.Errorf("subtype wants a name without blanks or slashes")
+			}
+			c.fs.Subtype = v
+			return nil
+		}},
 	flagOption("allow_other", kindFUSE, "on when root mounts",
 		"every user gets in, with the permissions of the modes, as on a disk filesystem",
-		func(o *fs.Options) { o.AllowOther = true }),
+		func(o *fs.Options) { o.AllowOther, o.AllowRoot = true, false }),
+	flagOption("allow_root", kindFUSE, "",
+		"root gets in besides the mounter, nobody else (requests of others fail with EACCES)",
+		func(o *fs.Options) { o.AllowOther, o.AllowRoot = false, true }),
+	{name: "max_read", arg: "SIZE", kind: kindFUSE, def: "max_write",
+		meaning: "the largest read request the kernel sends (4 KiB to max_write; only on mounts root makes without fusermount3)",
+		set: func(c *mountConfig, v string) (err error) {
+			c.fs.MaxRead, err = sizeIn(v, minMaxWrite, maxMaxWrite)
+			return err
+		}},
+	{name: "blksize", arg: "SIZE", kind: kindFUSE, def: "4 KiB",
+		meaning: "the st_blksize files report, the I/O size programs take as best (a power of two, 512 B to 1 MiB; the kernel uses libfuse's blksize only for block devices)",
+		set: func(c *mountConfig, v string) (err error) {
+			n, err := sizeIn(v, 512, 1<<20)
+			if err == nil && n&(n-1) != 0 {
+				err = fmt.Errorf("want a power of two")
+			}
+			c.fs.BlockSize = n
+			return err
+		}},
+	flagOption("auto_unmount", kindFUSE, "off",
+		"the mount goes when the daemon ends, also when it is killed (mounts through fusermount3, which stays to watch it)",
+		func(o *fs.Options) { o.AutoUnmount = true }),
+	ignored("user_id", "UID", kindFUSE, "the kernel's record of the mounter, which mount(8) passes back on a remount; vosfs sets it itself"),
+	ignored("group_id", "GID", kindFUSE, "the kernel's record of the mounter's group, as user_id"),
 
-	flagOption("ro", kindVFS, "", "read-only: every change is refused with EROFS, access times stay",
+	flagOption("ro", kindVFS, "", "read-only: the kernel and the daemon refuse every change with EROFS, reads leave access times alone",
 		func(o *fs.Options) { o.ReadOnly = true }),
 	flagOption("rw", kindVFS, "rw", "read-write",
 		func(o *fs.Options) { o.ReadOnly = false }),
+	{name: "remount", kind: kindVFS,
+		meaning: "change the flags of a live mount (mount -o remount,ro MOUNTPOINT and back): ro and rw, and the kernel flags; the other options keep the values of the mount",
+		set:     func(c *mountConfig, _ string) error { c.remount = true; return nil }},
+	flagOption("nosuid", kindVFS, "nosuid", "set-user-ID and set-group-ID bits do not take effect",
+		func(o *fs.Options) { o.Suid = false }),
+	flagOption("suid", kindVFS, "", "set-user-ID and set-group-ID bits take effect",
+		func(o *fs.Options) { o.Suid = true }),
+	flagOption("nodev", kindVFS, "nodev", "device files do not open their devices",
+		func(o *fs.Options) { o.Dev = false }),
+	flagOption("dev", kindVFS, "", "device files open their devices",
+		func(o *fs.Options) { o.Dev = true }),
+	flagOption("noexec", kindVFS, "", "programs cannot be run from the filesystem",
+		func(o *fs.Options) { o.NoExec = true }),
+	flagOption("exec", kindVFS, "exec", "programs can be run from the filesystem",
+		func(o *fs.Options) { o.NoExec = false }),
+	flagOption("sync", kindVFS, "",
+		"the kernel follows every write with an fsync, so writes are durable when they return also under commit=async (commit=sync makes every change durable on reply already)",
+		func(o *fs.Options) { o.Sync = true }),
+	flagOption("async", kindVFS, "async", "writes are durable as commit says (the VFS flag; not commit=async)",
+		func(o *fs.Options) { o.Sync = false }),
+	flagOption("dirsync", kindVFS, "",
+		"changes of directories (create, remove, rename, link) are durable on reply also under commit=async",
+		func(o *fs.Options) { o.DirSync = true }),
 	flagOption("relatime", kindVFS, "relatime",
 		"a read or an open for reading moves the access time when it is not after the last modification and change, or is a day old",
 		func(o *fs.Options) { o.NoAtime, o.StrictAtime = false, false }),
@@ -180,16 +237,15 @@ var mountOptionTable = []mountOption{
 		func(o *fs.Options) { o.NoAtime, o.StrictAtime = false, true }),
 	flagOption("noatime", kindVFS, "", "reads never move the access time",
 		func(o *fs.Options) { o.NoAtime, o.StrictAtime = true, false }),
-	ignored("dev", "", kindVFS, "accepted, without effect"),
-	ignored("nodev", "", kindVFS, "accepted, without effect"),
-	ignored("suid", "", kindVFS, "accepted, without effect"),
-	ignored("nosuid", "", kindVFS, "accepted, without effect"),
-	ignored("exec", "", kindVFS, "accepted, without effect"),
-	ignored("noexec", "", kindVFS, "accepted, without effect"),
-	ignored("diratime", "", kindVFS, "accepted, without effect"),
-	ignored("nodiratime", "", kindVFS, "accepted, without effect"),
-	ignored("lazytime", "", kindVFS, "accepted, without effect"),
-	ignored("nolazytime", "", kindVFS, "accepted, without effect"),
+	flagOption("nodiratime", kindVFS, "", "listing a directory leaves its access time alone",
+		func(o *fs.Options) { o.NoDiratime = true }),
+	flagOption("diratime", kindVFS, "diratime", "listing a directory moves its access time as reads do",
+		func(o *fs.Options) { o.NoDiratime = false }),
+	flagOption("lazytime", kindVFS, "",
+		"the kernel's lazytime flag; vosfs keeps times with each change (and an access time with its read) as before",
+		func(o *fs.Options) { o.LazyTime = true }),
+	flagOption("nolazytime", kindVFS, "nolazytime", "undoes lazytime",
+		func(o *fs.Options) { o.LazyTime = false }),
 	ignored("silent", "", kindVFS, "mount(8)'s: fewer kernel messages"),
 	ignored("loud", "", kindVFS, "mount(8)'s: undoes silent"),
 

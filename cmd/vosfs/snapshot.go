@@ -119,27 +119,18 @@ func checkSnapshotName(name string) error {
 	return nil
 }
 
-// vosfsMountpoint returns the absolute path of arg after checking that a
-// vosfs filesystem is mounted there.
+// vosfsMountpoint returns the mount point of the vosfs mount arg names
+// (its mount point, or its source).
 func vosfsMountpoint(arg string) (string, error) {
-	abs, err := absDir(arg)
+	r, ok, err := findMount(arg)
 	if err != nil {
 		return "", err
 	}
-	mounts, err := readMountinfo()
-	if err != nil {
-		return "", err
+	abs, _ := absDir(arg)
+	if !ok || (r.Pool == abs && r.Mountpoint != abs) {
+		return "", fmt.Errorf("%s is not a vosfs mount point", abs)
 	}
-	candidates := []string{abs}
-	if real, err := filepath.EvalSymlinks(abs); err == nil && real != abs {
-		candidates = append(candidates, real)
-	}
-	for _, c := range candidates {
-		if m, ok := mountAt(mounts, c); ok && m.fstype == vosfsType {
-			return c, nil
-		}
-	}
-	return "", fmt.Errorf("%s is not a vosfs mount point", abs)
+	return r.Mountpoint, nil
 }
 
 // snapshotError explains a failed snapshot operation.

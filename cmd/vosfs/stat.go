@@ -194,36 +194,32 @@ func printStats(w io.Writer, r statReport) {
 	tw.Flush()
 }
 
-// resolveTarget finds the pool directory named by arg, a vosfs mount point
-// or a pool directory, and where it is mounted ("" if it is not).
+// resolveTarget finds the pool directory named by arg, a vosfs mount
+// point, a mount's source (its fsname) or a pool directory, and where it
+// is mounted ("" if it is not).
 func resolveTarget(arg string) (dir, mountpoint string, err error) {
+	r, ok, err := findMount(arg)
+	if err != nil {
+		return "", "", err
+	}
+	if ok {
+		return r.Pool, r.Mountpoint, nil
+	}
 	abs, err := absDir(arg)
 	if err != nil {
 		return "", "", err
+	}
+	if poolExists(abs) {
+		return abs, "", nil
 	}
 	mounts, err := readMountinfo()
 	if err != nil {
 		return "", "", err
 	}
-	candidates := []string{abs}
-	if real, err := filepath.EvalSymlinks(abs); err == nil && real != abs {
-		candidates = append(candidates, real)
+	if m, ok := mountAt(mounts, abs); ok {
+		return "", "", fmt.Errorf("%s is a %s mount, not a vosfs one", abs, m.fstype)
 	}
-	for _, c := range candidates {
-		if m, ok := mountAt(mounts, c); ok {
-			if m.fstype != vosfsType {
-				if poolExists(c) {
-					break
-				}
-				return "", "", fmt.Errorf("%s is a %s mount, not a vosfs one", c, m.fstype)
-			}
-			return m.source, c, nil
-		}
-	}
-	if poolExists(abs) {
-		return abs, mountpointOf(abs), nil
-	}
-	return "", "", fmt.Errorf("%s is neither a pool directory nor a vosfs mount point", abs)
+	return "", "", fmt.Errorf("%s is neither a pool directory nor a vosfs mount point or source", abs)
 }
 
 // vosfsType is the filesystem type of a vosfs mount.
@@ -304,6 +300,9 @@ func mountpointOf(dir string) string {
 	mounts, err := readMountinfo()
 	if err != nil {
 		return ""
+	}
+	if r, ok := recordOfPool(mounts, dir); ok {
+		return r.Mountpoint
 	}
 	for i := len(mounts) - 1; i >= 0; i-- {
 		if m := mounts[i]; m.fstype == vosfsType && m.source == dir {
