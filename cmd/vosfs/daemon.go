@@ -98,6 +98,10 @@ func runDaemon(cfg daemonConfig, n *notifier) (err error) {
 		pc := blob.NewPowerCutFS(*seed)
 		defer pc.Close()
 		fsys = pc
+		if f := cfg.test.fault; f != nil {
+			pc.InjectFile(filepath.Join(dir, f.blob), f.op, f.n, syscall.EIO)
+			logger.Printf("WARNING: FAULT INJECTION TEST MODE: %v #%d of %s fails with EIO", f.op, f.n, f.blob)
+		}
 		for range 3 {
 			logger.Printf("WARNING: POWER-CUT TEST MODE (powercut=%d): unsynced writes live only in this process and are lost if it dies; for crash tests only, never for data", *seed)
 		}

@@ -115,6 +115,9 @@ func runMount(c *cobra.Command, mf *mountFlags, poolArg, mpArg string) error {
 		return err
 	}
 
+	if test.fault != nil && test.powerCut == nil {
+		return fmt.Errorf("faultinject needs powercut=SEED: faults are injected by the power-cut simulator")
+	}
 	if test.powerCut != nil && mf.notifyFD < 0 {
 		fmt.Fprintf(os.Stderr, "vosfs: WARNING: power-cut test mode (powercut=%d): unsynced writes are lost if the daemon dies; for crash tests only\n", *test.powerCut)
 	}

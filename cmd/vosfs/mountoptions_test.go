@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"vosfs/blob"
 	"vosfs/fs"
 )
 
@@ -83,6 +84,10 @@ func TestMountOptionTable(t *testing.T) {
 		{"comment=systemd.automount", nil}, {"x-systemd.automount", nil},
 		{"x-systemd.requires=network-online.target", nil}, {"x-gvfs-show", nil},
 		{"powercut=42", func(c *mountConfig) { c.test.powerCut = &seed }},
+		{"powercut=42,faultinject=wal.blob:sync:3", func(c *mountConfig) {
+			c.test.powerCut = &seed
+			c.test.fault = &testFault{blob: "wal.blob", op: blob.OpSync, n: 3}
+		}},
 		{"", nil},
 		{",,rw,", nil},
 	} {
@@ -111,7 +116,7 @@ func TestMountOptionTable(t *testing.T) {
 		"auto_unmount, user_id=, group_id=, ro, rw, remount, nosuid, suid, nodev, dev, noexec, exec, sync, async, " +
 		"dirsync, relatime, atime, strictatime, norelatime, noatime, nodiratime, diratime, lazytime, nolazytime, " +
 		"silent, loud, defaults, auto, noauto, nofail, user, nouser, users, owner, group, _netdev, user=, comment=, " +
-		"x-*, powercut="
+		"x-*, powercut=, faultinject="
 	for _, tc := range []struct{ opt, err string }{
 		{"frobnicate", `unknown mount option "frobnicate"; valid options: ` + valid},
 		{"nodev,frobnicate=1", `unknown mount option "frobnicate=1"; valid options: ` + valid},
@@ -135,6 +140,8 @@ func TestMountOptionTable(t *testing.T) {
 		{"remount=1", `mount option "remount=1": remount takes no value`},
 		{"powercut", `mount option "powercut" wants a value: powercut=SEED`},
 		{"powercut=x", `mount option "powercut=x": powercut takes an integer seed`},
+		{"faultinject=log.blob:sync:1", `mount option "faultinject=log.blob:sync:1": faultinject takes BLOB:OP:N (BLOB wal.blob, meta.blob or data.blob; OP write, sync or read; N from 1)`},
+		{"faultinject=data.blob:write:0", `mount option "faultinject=data.blob:write:0": faultinject takes BLOB:OP:N (BLOB wal.blob, meta.blob or data.blob; OP write, sync or read; N from 1)`},
 	} {
 		t.Run(tc.opt, func(t *testing.T) {
 			_, err := parseMountConfig(tc.opt)

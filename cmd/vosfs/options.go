@@ -10,7 +10,9 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"vosfs/blob"
 	"vosfs/fs"
+	"vosfs/pool"
 )
 
 // optionKind says whose a mount option is.
@@ -43,6 +45,47 @@ type testOptions struct {
 	// only in the daemon's memory, so killing the daemon loses them (or
 	// tears them) as a power cut would.
 	powerCut *int64
+	// fault, when set (with powerCut), makes one operation of one blob
+	// fail with EIO, through the power-cut simulator's injection.
+	fault *testFault
+}
+
+// testFault is an injected blob failure: the n-th op on the blob file.
+type testFault struct {
+	blob string // wal.blob, meta.blob or data.blob
+	op   blob.Op
+	n    int
+}
+
+// parseFault parses BLOB:OP:N of the faultinject option.
+func parseFault(v string) (*testFault, error) {
+	bad := fmt.Errorf("faultinject takes BLOB:OP:N (BLOB wal.blob, meta.blob or data.blob; OP write, sync or read; N from 1)")
+	parts := strings.Split(v, ":")
+	if len(parts) != 3 {
+		return nil, bad
+	}
+	f := &testFault{blob: parts[0]}
+	switch parts[0] {
+	case pool.WALFile, pool.MetaFile, pool.DataFile:
+	default:
+		return nil, bad
+	}
+	switch parts[1] {
+	case "write":
+		f.op = blob.OpWrite
+	case "sync":
+		f.op = blob.OpSync
+	case "read":
+		f.op = blob.OpRead
+	default:
+		return nil, bad
+	}
+	n, err := strconv.Atoi(parts[2])
+	if err != nil || n < 1 {
+		return nil, bad
+	}
+	f.n = n
+	return f, nil
 }
 
 // mountOption is one row of the table of mount options.
@@ -272,6 +315,13 @@ var mountOptionTable = []mountOption{
 			}
 			c.test.powerCut = &seed
 			return nil
+		}},
+	{name: "faultinject", arg: "BLOB:OP:N", kind: kindTest,
+		meaning: "with powercut: the N-th write, sync or read of the blob fails with EIO (fail-stop tests)",
+		set: func(c *mountConfig, v string) error {
+			f, err := parseFault(v)
+			c.test.fault = f
+			return err
 		}},
 }
 
