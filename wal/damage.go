@@ -80,6 +80,7 @@ type tailScan struct {
 	first    ID     // the first of them (0: none)
 	end      ID     // end of the last intact record (transaction or pad) of them
 	beyond   ID     // first of them outside the batch the bad record could belong to (0: none)
+	sealed   ID     // end of the first intact seal pad of the generation after the bad record (0: none)
 	newer    ID     // first intact record of a later generation (0: none)
 	newerGen uint32
 }
@@ -100,8 +101,9 @@ func (l *Log) inFlight(p, q, size uint64) bool {
 
 // scanTail looks through the ring from the bad record at p to limit for
 // intact records: of the generation gen (is the damage followed by records
-// a torn batch cannot explain?) and of later generations (was the newest
-// header lost?). A record is intact when its head, position, generation,
+// a torn batch cannot explain: outside the batch limit of p, or after a seal
+// pad that ends the batch?) and of later generations (was the newest header
+// lost?). A record is intact when its head, position, generation,
 // size, checksum and (for a transaction) actions are all valid.
 func (l *Log) scanTail(r *ringReader, p, limit uint64, gen uint32) (tailScan, error) {
 	var ts tailScan
@@ -144,9 +146,14 @@ func (l *Log) scanTail(r *ringReader, p, limit uint64, gen uint32) (tailScan, er
 			if ts.first == 0 {
 				ts.first = ID(q)
 			}
-			if !later && ts.beyond == 0 && !l.inFlight(p, q, size) {
+			if !later && ts.beyond == 0 && (ts.sealed != 0 || !l.inFlight(p, q, size)) {
 				ts.beyond = ID(q)
 			}
+		} else if end := q + size; !later && ts.sealed == 0 && end%blockSize == 0 && end%l.ring != 0 {
+			// A pad that ends on a block boundary other than the ring's
+			// end is a seal pad: the batch that holds it (or one before
+			// it, holding p) ended there.
+			ts.sealed = ID(end)
 		}
 		ts.end = ID(q + size)
 		q += size

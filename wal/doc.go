@@ -43,7 +43,10 @@
 //   - and no intact transaction record of the generation follows P outside
 //     the batch P could belong to: every such record at Q (of size n) ends
 //     by alignDown(P, 4096)+batch limit, or starts the ring (Q mod ring = 0)
-//     with P in the wrap pad before it (Q-P < n).
+//     with P in the wrap pad before it (Q-P < n); and none follows an intact
+//     seal pad after P (a pad ending on a block boundary that is not the
+//     ring's end ends a batch, so what comes after it was written only once
+//     P's batch was durable).
 //
 // Otherwise the log was damaged after it was written (acknowledged records
 // follow the damage), and Replay refuses with a CorruptError naming the
@@ -51,8 +54,10 @@
 // truncate the log there by starting it at the damage (a new generation
 // then voids everything after it), dropping the intact records that follow.
 // Damage inside the one batch the rule allows is indistinguishable from a
-// torn write and is taken as the end of the log: at most the batch limit of
-// records after it (never more than one batch) can be lost that way.
+// torn write and is taken as the end of the log. That batch is the last one
+// when the batches after the damage end with seal pads (a batch ending
+// exactly on a block boundary has none); in any case at most the batch limit
+// of records after the damage can be lost that way.
 //
 // A failed write or sync is fail-stop: the log reports ErrFailed for every
 // later append and for every commit not yet durable, and it never retries.

@@ -40,8 +40,8 @@ func (r *ringReader) span(off, n uint64) ([]byte, error) {
 // lap or generation), or fails its checksum. That is the normal end of a log
 // after a crash only if it can be a torn tail: nothing below the durable ID
 // the header records, no intact record of a later generation anywhere in the
-// ring, and no intact record of the generation beyond the batch the bad
-// record could belong to (the rule is in the package doc). Otherwise Replay
+// ring, and no intact record of the generation in a later batch than the
+// bad record could belong to (the rule is in the package doc). Otherwise Replay
 // returns the end at the damage and a *CorruptError (wrapping ErrCorrupt)
 // that describes it; a caller repairing the log may then Start there, which
 // drops what follows. progress, if not nil, gets the bytes replayed so far.
@@ -114,6 +114,9 @@ func (l *Log) Replay(fn func(*Record) error, progress func(done uint64)) (ID, er
 	case ts.newer != 0:
 		cause = fmt.Sprintf("the intact record at %d has generation %d, newer than the log header's %d: the newest log header is damaged",
 			ts.newer, ts.newerGen, gen)
+	case ts.beyond != 0 && ts.sealed != 0 && ts.beyond >= ts.sealed:
+		cause = fmt.Sprintf("%d intact record(s) of its generation follow it up to %d, and the one at %d is in a later batch than it (a batch ended at %d), which was written only once the batch of the damage was durable",
+			ts.intact, ts.end, ts.beyond, ts.sealed)
 	case ts.beyond != 0:
 		cause = fmt.Sprintf("%d intact record(s) of its generation follow it up to %d, and the one at %d lies beyond the %d bytes of the one batch a crash can tear",
 			ts.intact, ts.end, ts.beyond, l.batch)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -89,7 +90,7 @@ func TestReplayRefusesDamageBeforeIntactRecords(t *testing.T) {
 		fmt.Sprintf("the last intact record before it is at %d", ids[9]),
 		fmt.Sprintf("the first intact record after it at %d", ids[11]),
 		"vosfs fsck --repair", "dropping 49 intact record(s)", fmt.Sprintf("%d bytes of log", d.Dropped()),
-		"beyond the 262144 bytes of the one batch",
+		fmt.Sprintf("the one at %d is in a later batch than it (a batch ended at %d)", ids[11], ids[11]),
 	} {
 		require.Contains(t, err.Error(), want)
 	}
@@ -107,16 +108,65 @@ func TestReplayRefusesDamageBeforeIntactRecords(t *testing.T) {
 	require.Equal(t, []string{"after"}, got)
 }
 
-// Damage within the last batch's reach is a torn tail: replay ends there and
-// the log opens.
-func TestReplayTornTailWithinBatch(t *testing.T) {
+// Damage within the batch limit of the log's end but before a batch's seal
+// pad, with intact records after that pad, is damage: the later batch was
+// written only once the damaged one was durable.
+func TestReplayDamageBeforeASealedBatch(t *testing.T) {
 	fs := blob.NewMemFS(12)
 	ids := writeSpread(t, fs, 60)
 	flipLog(t, fs, ids[45]+20) // record 45's head: 14 records (~170 KiB) follow, within 256 KiB
 	_, got, end, err := replayAll(t, fs)
-	require.NoError(t, err)
+	require.ErrorIs(t, err, ErrCorrupt)
+	require.Contains(t, err.Error(), fmt.Sprintf("(a batch ended at %d)", ids[46]))
 	require.Equal(t, names(0, 45), got)
 	require.Equal(t, ids[45], end)
+}
+
+// Damage in the last batch, with intact records of that batch after it, is
+// a torn tail (a crash may keep any of the batch's blocks): replay ends at
+// the damage and the log opens.
+func TestReplayTornTailInLastBatch(t *testing.T) {
+	fs := blob.NewMemFS(16)
+	l := newTestLog(t, fs, Options{})
+	var ids []ID
+	for i := 0; i < 20; i++ {
+		c, err := l.Append(bodyOf(fmt.Sprintf("%05d", i)), nil)
+		require.NoError(t, err)
+		require.NoError(t, c.Wait())
+		ids = append(ids, c.ID)
+	}
+	// Hold the committer on a batch of its own, so that the next records
+	// gather in one batch behind it.
+	release := make(chan struct{})
+	hold, err := l.Append(bodyOf("hold!"), []DataWait{blockedData(release)})
+	require.NoError(t, err)
+	for {
+		l.mu.Lock()
+		taken := l.open == nil
+		l.mu.Unlock()
+		if taken {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	var last []*Commit
+	for i := 20; i < 30; i++ {
+		c, err := l.Append(bodyOf(fmt.Sprintf("%05d%s", i, strings.Repeat("x", 3000))), nil)
+		require.NoError(t, err)
+		last = append(last, c)
+	}
+	close(release)
+	require.NoError(t, hold.Wait())
+	for _, c := range last {
+		require.NoError(t, c.Wait())
+		require.Same(t, last[0].b, c.b, "one batch")
+	}
+	require.NoError(t, l.Close())
+	flipLog(t, fs, last[2].ID+headSize+10) // the third record of the last batch
+	_, got, end, err := replayAll(t, fs)
+	require.NoError(t, err)
+	require.Equal(t, append(append(names(0, 20), "hold!"), names(20, 22)...), got)
+	require.Equal(t, last[2].ID, end)
 }
 
 // Damage below the durable ID the header records is corruption even with
