@@ -107,6 +107,17 @@ func (f *FS) Check() error {
 			bad("inode %d has link count %d but %d entries", oid, a.nlink, n)
 		}
 	}
+	inodes := uint64(len(seen))
+	for oid := range orphans {
+		if !seen[oid] {
+			inodes++
+		}
+	}
+	if b, ok, err := v.Get(inodeCountPath()); err != nil || !ok || len(b) != 8 {
+		bad("inode count unreadable (%v, present %v)", err, ok)
+	} else if le(b) != inodes {
+		bad("inode count is %d, %d inodes found", le(b), inodes)
+	}
 	if err := v.ListObjects(func(oid uint64) bool {
 		base := oid &^ (entriesBit | xattrBit)
 		switch {

@@ -113,6 +113,10 @@ func New(p *pool.Pool, opts Options) (*FS, error) {
 	}
 	f.ro.Store(opts.ReadOnly)
 	if !opts.ReadOnly {
+		if err := f.ensureInodeCount(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
 		if err := f.reapOrphans(ctx); err != nil {
 			s.Close()
 			return nil, err
@@ -197,6 +201,9 @@ func (f *FS) format(ctx context.Context) error {
 	}
 	now := time.Now()
 	_, err = f.s.Update(ctx, vos.UpdateOptions{}, func(tx *vos.Tx) error {
+		if err := tx.Put(inodeCountPath(), u64(1)); err != nil {
+			return err
+		}
 		return putInode(tx, RootOID, inode{mode: syscall.S_IFDIR | 0o755, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()),
 			parent: RootOID}, 2, now)
 	})

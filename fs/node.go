@@ -334,10 +334,20 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	out.Blocks = st.Data.Blocks
 	out.Bfree = st.Data.Free + st.Data.Aging
 	out.Bavail = out.Bfree
-	// Every inode costs heap space; count files in units of 512 bytes
-	// of heap.
-	out.Files = st.Heap.Total / 512
-	out.Ffree = st.Heap.Free / 512
+	// Files in use are the inodes (df -i); the free ones are what the
+	// heap's free space holds at inodeCost each.
+	used, err := n.fs.inodeCount()
+	if err != nil {
+		// A read-only mount of a pool from before the count was kept.
+		v := n.fs.s.Latest()
+		used, err = countInodes(v)
+		v.Close()
+		if err != nil {
+			return n.fs.toErrno(err)
+		}
+	}
+	out.Ffree = st.Heap.Free / inodeCost
+	out.Files = used + out.Ffree
 	out.NameLen = MaxNameLen
 	return 0
 }

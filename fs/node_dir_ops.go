@@ -218,6 +218,9 @@ func (n *node) newInode(ctx context.Context, name string, mode, rdev uint32, ext
 		if err := putInode(tx, oid, ino, nlink, t); err != nil {
 			return err
 		}
+		if err := addInodes(tx, 1); err != nil {
+			return err
+		}
 		if err := tx.Put(entryPath(n.oid, name), entry{oid: oid, mode: mode & syscall.S_IFMT}.encode()); err != nil {
 			return err
 		}
@@ -397,6 +400,9 @@ func (f *FS) settleOrphan(ctx context.Context, oid uint64) {
 // take the deletion reserve.
 func removeInode(tx *vos.Tx, oid uint64) error {
 	tx.UseDeletionReserve()
+	if err := addInodes(tx, -1); err != nil {
+		return err
+	}
 	for _, o := range []uint64{oid, oid | xattrBit, oid | entriesBit} {
 		if err := tx.PunchObject(o); err != nil {
 			return err
