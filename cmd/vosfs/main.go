@@ -5,6 +5,7 @@
 //	vosfs umount [--lazy] MOUNTPOINT|POOLDIR
 //	vosfs fsck POOLDIR
 //	vosfs stat [--json] POOLDIR|MOUNTPOINT
+//	vosfs stats [--count N] [--interval D] MOUNTPOINT|POOLDIR
 //	vosfs snapshot create|list|delete MOUNTPOINT [NAME]
 //	vosfs profile [--kind KIND] [--seconds N] [-o FILE] POOLDIR|MOUNTPOINT
 //	vosfs version

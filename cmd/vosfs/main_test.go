@@ -277,7 +277,7 @@ func TestUsage(t *testing.T) {
 
 	r = vosfs(t, "help")
 	assert.Equal(t, 0, r.code)
-	for _, c := range []string{"mkfs", "mount", "umount", "fsck", "stat", "snapshot", "profile", "version", "completion"} {
+	for _, c := range []string{"mkfs", "mount", "umount", "fsck", "stat", "stats", "snapshot", "profile", "version", "completion"} {
 		assert.Contains(t, r.stdout, "\n  "+c+" ")
 	}
 	assert.NotContains(t, r.stdout, "gen-man", "the hidden command is listed")
