@@ -89,13 +89,15 @@ func unmountPath(mp string, lazy bool) error {
 }
 
 // waitClosed waits, at most timeout, until the daemon pid (0 if none was
-// known) has ended and the pool's lock is free. After a second it says on
+// known) has exited and the pool's lock is free. After a second it says on
 // stderr what it waits for.
 func waitClosed(dir string, pid int, timeout time.Duration, lazy bool) error {
 	start := time.Now()
 	told := false
 	for {
-		gone := pid == 0 || !processAlive(pid) || readPID(filepath.Join(dir, pidName)) != pid
+		// The daemon removes its pid file once the pool is closed, then
+		// exits: wait for the exit too, so that nothing of it is left.
+		gone := pid == 0 || !processAlive(pid)
 		if gone && !poolLocked(dir) {
 			return nil
 		}
