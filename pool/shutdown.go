@@ -32,7 +32,21 @@ var ErrBadShutdownFlag = errors.New("unknown shutdown flag")
 // flag asks for. From then on the pool is failed (ErrFailed wrapping
 // ErrShutdown): nothing more is appended, checkpointed or acknowledged, and
 // reopening recovers the durable state. Close still has to be called.
+//
+// Shutdown holds the writer turn throughout: no transaction is appended
+// between the flush and the stop, so with flags 0 and 1 every transaction
+// acknowledged before the pool stopped (also one acknowledged at append,
+// UpdateAsync) is durable, and every later one fails.
 func (p *Pool) Shutdown(flag ShutdownFlag) error {
+	if flag > ShutdownNoLogFlush {
+		return fmt.Errorf("%w: %d", ErrBadShutdownFlag, flag)
+	}
+	select {
+	case p.turn <- struct{}{}:
+	case <-p.closing:
+		return ErrClosed
+	}
+	defer func() { <-p.turn }()
 	var err error
 	switch flag {
 	case ShutdownDefault:
@@ -42,8 +56,6 @@ func (p *Pool) Shutdown(flag ShutdownFlag) error {
 	case ShutdownLogFlush:
 		err = p.log.Flush()
 	case ShutdownNoLogFlush:
-	default:
-		return fmt.Errorf("%w: %d", ErrBadShutdownFlag, flag)
 	}
 	// The pool stops even if the flush failed: a shutdown never leaves it
 	// running. The flush's failure is reported, since what it promised

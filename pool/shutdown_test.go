@@ -3,9 +3,13 @@ package pool
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"vosfs/umem"
 )
 
 // TestShutdown stops the pool with each flag after acknowledged work: later
@@ -44,4 +48,55 @@ func TestShutdownBadFlag(t *testing.T) {
 	defer p.Close()
 	require.ErrorIs(t, p.Shutdown(3), ErrBadShutdownFlag)
 	require.NoError(t, p.Err(), "a refused shutdown leaves the pool running")
+}
+
+// TestShutdownAcknowledgedAsync shuts down with flags 0 and 1 while writers
+// commit without waiting (UpdateAsync): every transaction acknowledged
+// is there after reopening.
+func TestShutdownAcknowledgedAsync(t *testing.T) {
+	for _, flag := range []ShutdownFlag{ShutdownDefault, ShutdownLogFlush} {
+		t.Run(fmt.Sprint(flag), func(t *testing.T) {
+			const writers = 4
+			mfs, p := openTest(t)
+			ctx := context.Background()
+			var acked [writers]uint64
+			var wg sync.WaitGroup
+			for g := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := uint64(1); ; i++ {
+						_, err := p.UpdateAsync(ctx, func(tx *Tx) error {
+							return tx.PutUint64(RootOffset+8*uint64(g), i)
+						})
+						if err != nil {
+							require.ErrorIs(t, err, ErrShutdown)
+							return
+						}
+						acked[g] = i
+					}
+				}()
+			}
+			time.Sleep(30 * time.Millisecond)
+			require.NoError(t, p.Shutdown(flag))
+			wg.Wait()
+			require.ErrorIs(t, p.Close(), ErrShutdown)
+
+			p, err := Open(mfs, "pool", crashOptions())
+			require.NoError(t, err)
+			defer p.Close()
+			require.NoError(t, p.View(func(r umem.Reader) error {
+				for g := range writers {
+					v, err := r.Uint64(RootOffset + 8*uint64(g))
+					if err != nil {
+						return err
+					}
+					require.NotZero(t, acked[g], "writer %d committed nothing", g)
+					require.GreaterOrEqual(t, v, acked[g], "writer %d: acknowledged transactions lost", g)
+					require.LessOrEqual(t, v, acked[g]+1, "writer %d", g)
+				}
+				return nil
+			}))
+		})
+	}
 }
