@@ -43,6 +43,18 @@ func (f *FS) toErrno(err error) syscall.Errno {
 		return syscall.EINTR
 	case errors.Is(err, vos.ErrClosed):
 		return syscall.EIO
+	case errors.Is(err, vos.ErrShutdown):
+		// Shut down on purpose (the shutdown ioctl): the requests in
+		// flight then fail quietly.
+		f.stopped.Store(true)
+		return syscall.EIO
+	case errors.Is(err, vos.ErrFailed):
+		// The pool stopped on an I/O error: logged once below, and
+		// every later request gets EIO at the gate, reads included.
+		if f.stopped.Swap(true) {
+			f.count(func(s *Stats) { s.Errors++ })
+			return syscall.EIO
+		}
 	case errors.Is(err, vos.ErrChecksum):
 		// Damaged stored bytes: the store logged the place once and
 		// counted it; the reader gets EIO, never the bytes.

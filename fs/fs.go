@@ -63,6 +63,11 @@ type FS struct {
 	aggDone chan struct{}      // closed when it stopped
 	aggKick chan struct{}      // (capacity 1) asks aggregateLoop for a pass soon
 
+	// stopped is set once the filesystem stopped (the shutdown ioctl,
+	// or a request that found the pool failed): from then on every
+	// request gets EIO (gate.go).
+	stopped atomic.Bool
+
 	mu       sync.Mutex
 	open     map[uint64]int // guarded by mu: open file handles per inode
 	removing map[uint64]int // guarded by mu: inodes transactions are removing (see openHandle)
@@ -279,7 +284,9 @@ func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 		ExternalNodeID: true,
 		Logger:         f.opts.Logger,
 	}
-	var raw fuse.RawFileSystem = gofs.NewNodeFS(f.root, gopts)
+	// The gate refuses every request once the filesystem stopped; the
+	// allow_root check, when on, comes before it.
+	var raw fuse.RawFileSystem = &gate{RawFileSystem: gofs.NewNodeFS(f.root, gopts), f: f}
 	if f.opts.AllowRoot {
 		raw = &allowRootFS{RawFileSystem: raw, owner: uint32(os.Geteuid())}
 	}
