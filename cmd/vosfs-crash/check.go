@@ -19,7 +19,11 @@ import (
 //     most one);
 //   - with commit=sync, lo is every operation that returned: those are
 //     durable, and the one in flight may be there or not;
-//   - with commit=async, lo counts the operations that returned before the
+//   - after the shutdown ioctl with flag 0 or 1 (sync, or flush the log,
+//     then stop), lo is every operation that returned, whatever the
+//     commit mode: the flush made them durable;
+//   - with commit=async (and a kill, or the shutdown's flag 2: stop at
+//     once), lo counts the operations that returned before the
 //     latest successful fsync, fdatasync or msync of any thread was
 //     issued: that call made them durable. The operations after may be
 //     lost, but only as a suffix.
@@ -121,7 +125,7 @@ func check(in checkInput) *checkResult {
 				r.Notes = append(r.Notes, fmt.Sprintf("%s was interrupted before the kill", op))
 				continue
 			}
-			r.violation("%s before the daemon was killed", op)
+			r.violation("%s before the daemon was %s", op, map[bool]string{false: "killed", true: "shut down"}[in.Log.Shutdown])
 		}
 	}
 	// The latest fence: every operation that returned before it was issued
@@ -172,7 +176,7 @@ func checkThread(in checkInput, t int, fence int64, data *dataCache, r *checkRes
 			r.violation("thread %d: %s is not its last operation (the workload stops at an unknown outcome)", t, op)
 		}
 	}
-	if in.Commit == "sync" {
+	if in.Commit == "sync" || in.Log.Shutdown && in.Log.Flag != 2 {
 		tc.Lo = tc.Acked
 	} else {
 		for _, op := range tc.Ops {

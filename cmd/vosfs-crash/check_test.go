@@ -200,3 +200,23 @@ R seq=4 t=0 id=2 res=ok
 	found.Entries["shared/s0_b"] = &b
 	requireViolation(t, runCheck(t, "sync", 1, linkLog, found), "links-with=shared/s0_b")
 }
+
+// TestCheckShutdown: a cycle ended by the shutdown ioctl. Under
+// commit=async, flags 0 and 1 promise every operation that returned (as
+// commit=sync does); flag 2 only what a fence made durable; an EIO before
+// the S line is a violation.
+func TestCheckShutdown(t *testing.T) {
+	asyncLog := strings.Replace(strings.Replace(syncLog, "commit=sync", "commit=async", 1), "K seq=10 pid=1", "S seq=10 flag=%d", 1)
+	withFlag := func(f string) string { return strings.Replace(asyncLog, "%d", f, 1) }
+	for _, f := range []string{"0", "1"} {
+		g := parse(t, withFlag(f))
+		require.True(t, g.Shutdown)
+		requireOK(t, runCheck(t, "async", 1, withFlag(f), stateAfter(t, syncLog, 4)))
+		requireViolation(t, runCheck(t, "async", 1, withFlag(f), stateAfter(t, syncLog, 2)), "none of those allowed: 4 to 5")
+	}
+	requireOK(t, runCheck(t, "async", 1, withFlag("2"), stateAfter(t, syncLog, 2)))
+	early := strings.Replace(withFlag("1"), "R seq=9 t=0 id=4 res=ok", "R seq=9 t=0 id=4 res=EIO", 1)
+	requireViolation(t, runCheck(t, "async", 1, early, stateAfter(t, syncLog, 4)), "before the daemon was shut down")
+	_, err := parseLog(strings.NewReader(withFlag("3")))
+	require.ErrorContains(t, err, "flag: want 0, 1 or 2")
+}

@@ -55,8 +55,9 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 }
 
 // TestCrashCycles runs three crash cycles against real mounts in each mode:
-// commit=sync, commit=async, commit=sync over the power-cut FS, and
-// commit=sync with the kernel writeback cache.
+// commit=sync, commit=async, commit=sync over the power-cut FS,
+// commit=sync with the kernel writeback cache, and commit=async ended by
+// the shutdown ioctl (a flag drawn per cycle).
 func TestCrashCycles(t *testing.T) {
 	needFUSE(t)
 	bin, err := buildVosfs(t.TempDir())
@@ -66,17 +67,20 @@ func TestCrashCycles(t *testing.T) {
 		commit    string
 		powerCut  bool
 		writeback bool
+		shutdown  bool
 	}{
-		{"sync", "sync", false, false},
-		{"async", "async", false, false},
-		{"sync+powercut", "sync", true, false},
-		{"sync+writeback", "sync", false, true},
+		{"sync", "sync", false, false, false},
+		{"async", "async", false, false, false},
+		{"sync+powercut", "sync", true, false, false},
+		{"sync+writeback", "sync", false, true, false},
+		{"async+shutdown", "async", false, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			seed := time.Now().UnixNano()
 			w := &lineWriter{t: t}
 			cfg := config{
 				Cycles: 3, Seed: seed, Commit: tc.commit, Threads: 3, PowerCut: tc.powerCut, Writeback: tc.writeback,
+				Shutdown: tc.shutdown, ShutdownFlag: -1,
 				Vosfs: bin, Dir: filepath.Join(t.TempDir(), "run"), Duration: 800 * time.Millisecond, Out: w,
 			}
 			t.Logf("seed %d", seed)
@@ -84,7 +88,7 @@ func TestCrashCycles(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, 3, cycles)
 			require.Zero(t, violations, "violations (rerun: go run ./cmd/vosfs-crash --cycles 3 --threads 3 --commit %s --seed %d%s%s)",
-				tc.commit, seed, map[bool]string{true: " --powercut"}[tc.powerCut], map[bool]string{true: " --writeback-cache"}[tc.writeback])
+				tc.commit, seed, map[bool]string{true: " --powercut"}[tc.powerCut], map[bool]string{true: " --writeback-cache"}[tc.writeback]+map[bool]string{true: " --shutdown"}[tc.shutdown])
 			out := w.all.String()
 			require.Contains(t, out, "cycle 3/3:")
 			require.Contains(t, out, "space: data blob ")

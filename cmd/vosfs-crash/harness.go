@@ -23,10 +23,15 @@ type config struct {
 	PowerCut bool // mount with -o powercut=SEED
 	// Writeback mounts with -o writeback_cache.
 	Writeback bool
-	Vosfs     string        // the vosfs executable
-	Dir       string        // holds pool/, mnt/ and logs/
-	Duration  time.Duration // mean workload time per cycle
-	Out       io.Writer     // progress and violations
+	// Shutdown ends each cycle with the shutdown ioctl instead of a
+	// kill, with flag ShutdownFlag (0, 1 or 2; -1: drawn per cycle);
+	// later operations must get EIO, and the mount is unmounted.
+	Shutdown     bool
+	ShutdownFlag int
+	Vosfs        string        // the vosfs executable
+	Dir          string        // holds pool/, mnt/ and logs/
+	Duration     time.Duration // mean workload time per cycle
+	Out          io.Writer     // progress and violations
 }
 
 // runner carries a run's state from cycle to cycle.
@@ -51,6 +56,9 @@ func (r *runner) violation(cycle int, text string) {
 	}
 	if r.cfg.Writeback {
 		pc += " writeback_cache"
+	}
+	if r.cfg.Shutdown {
+		pc += " shutdown"
 	}
 	r.printf("VIOLATION cycle %d (seed %d, commit=%s%s): %s\n", cycle, r.cfg.Seed, r.cfg.Commit, pc, text)
 }
@@ -178,18 +186,46 @@ func (r *runner) cycle(c int, base *Snapshot) (*Snapshot, error) {
 	if !alive(r.pid) {
 		r.violation(c, fmt.Sprintf("the daemon (pid %d) died by itself before the kill; the end of its log:\n%s", r.pid, logTail(r.v.pool, 30)))
 	}
-	olog.kill(r.pid)
-	if err := kill(r.pid); err != nil && alive(r.pid) {
-		stop.Store(true)
-		return nil, fmt.Errorf("kill %d: %w", r.pid, err)
+	how := "killed"
+	shut := false
+	if cfg.Shutdown {
+		flag := uint32(cfg.ShutdownFlag)
+		if cfg.ShutdownFlag < 0 {
+			flag = uint32(r.rng.IntN(3))
+		}
+		how = fmt.Sprintf("shut down (flag %d)", flag)
+		olog.shutdown(flag)
+		if err := shutdownMount(r.v.mnt, flag); err != nil {
+			r.violation(c, fmt.Sprintf("the shutdown ioctl with flag %d: %v; killing instead", flag, err))
+		} else {
+			shut = true
+		}
+	}
+	if !shut {
+		olog.kill(r.pid)
+		if err := kill(r.pid); err != nil && alive(r.pid) {
+			stop.Store(true)
+			return nil, fmt.Errorf("kill %d: %w", r.pid, err)
+		}
 	}
 	killed := time.Since(start)
 	if err := waitGroup(&wg, 30*time.Second); err != nil {
-		r.violation(c, "workload threads still blocked 30s after the kill; aborting the FUSE connection")
+		r.violation(c, "workload threads still blocked 30s after the "+map[bool]string{false: "kill", true: "shutdown"}[shut]+"; aborting the FUSE connection")
 		abortFuse(r.conn)
 		if err := waitGroup(&wg, 30*time.Second); err != nil {
 			stop.Store(true)
 			return nil, fmt.Errorf("workload threads hang on the dead mount")
+		}
+	}
+	if shut {
+		// Every operation now gets EIO; then the mount unmounts and the
+		// daemon exits by itself.
+		for _, v := range probeStopped(r.v.mnt) {
+			r.violation(c, "after the shutdown: "+v)
+		}
+		if err := r.v.unmount(r.pid); err != nil {
+			r.violation(c, "unmount after the shutdown: "+err.Error())
+			kill(r.pid)
 		}
 	}
 	if err := waitExit(r.pid, 30*time.Second); err != nil {
@@ -251,8 +287,8 @@ func (r *runner) cycle(c int, base *Snapshot) (*Snapshot, error) {
 			inFlight++
 		}
 	}
-	r.printf("cycle %d/%d: %d ops (%d in flight), killed at %s; fsck: %s; state %s: %s\n",
-		c, cfg.Cycles, len(g.Ops), inFlight, killed.Round(time.Millisecond), recovery,
+	r.printf("cycle %d/%d: %d ops (%d in flight), %s at %s; fsck: %s; state %s: %s\n",
+		c, cfg.Cycles, len(g.Ops), inFlight, how, killed.Round(time.Millisecond), recovery,
 		map[bool]string{true: "ok", false: "WRONG"}[len(res.Violations) == 0], res.Summary())
 	return found, nil
 }

@@ -5,12 +5,18 @@
 // log of the operations, cycle after cycle on the same filesystem.
 //
 //	vosfs-crash [--cycles N] [--seed S] [--commit sync|async] [--threads T]
-//	            [--powercut] [--writeback-cache] [--vosfs PATH] [--dir DIR]
-//	            [--duration-per-cycle 2s]
+//	            [--powercut | --shutdown [--shutdown-flag F]] [--writeback-cache]
+//	            [--vosfs PATH] [--dir DIR] [--duration-per-cycle 2s]
 //
 // With --powercut the daemon runs over blob.PowerCutFS (mount option
 // powercut=SEED), so the kill also loses or tears the pool's unsynced
-// writes as a power cut would. With --writeback-cache the mount lets the
+// writes as a power cut would. With --shutdown a cycle ends not with the
+// kill but with the filesystem shutdown ioctl (XFS_IOC_GOINGDOWN) with
+// flag F (0: sync first, 1: flush the log, 2: stop at once; default drawn
+// per cycle): later operations must get EIO, the mount is unmounted (the
+// daemon exits), and the state found must hold every operation that
+// returned with flags 0 and 1, and with flag 2 what the commit mode made
+// durable. With --writeback-cache the mount lets the
 // kernel cache writes; the workload's writes open, write and close the
 // file, and the close writes the pages back, so the guarantees checked are
 // the same. It must run as root with /dev/fuse.
@@ -42,6 +48,8 @@ func main() {
 	flag.IntVar(&cfg.Threads, "threads", 4, "workload threads")
 	flag.BoolVar(&cfg.PowerCut, "powercut", false, "mount in power-cut test mode (-o powercut=SEED)")
 	flag.BoolVar(&cfg.Writeback, "writeback-cache", false, "mount with the kernel writeback cache (-o writeback_cache)")
+	flag.BoolVar(&cfg.Shutdown, "shutdown", false, "end each cycle with the shutdown ioctl, not a kill, then unmount")
+	flag.IntVar(&cfg.ShutdownFlag, "shutdown-flag", -1, "the shutdown's flag: 0 sync, 1 flush the log, 2 stop at once (default: drawn per cycle)")
 	flag.StringVar(&cfg.Vosfs, "vosfs", "", "the vosfs executable (default: build vosfs/cmd/vosfs)")
 	flag.StringVar(&cfg.Dir, "dir", "", "directory for the pool, the mount point and the logs (default: a new one in /var/tmp)")
 	flag.DurationVar(&cfg.Duration, "duration-per-cycle", 2*time.Second, "mean time the workload runs before the kill")
@@ -52,6 +60,14 @@ func main() {
 	}
 	if cfg.Commit != "sync" && cfg.Commit != "async" {
 		fmt.Fprintln(os.Stderr, "vosfs-crash: --commit is sync or async")
+		os.Exit(2)
+	}
+	if cfg.ShutdownFlag < -1 || cfg.ShutdownFlag > 2 {
+		fmt.Fprintln(os.Stderr, "vosfs-crash: --shutdown-flag is 0, 1 or 2")
+		os.Exit(2)
+	}
+	if cfg.Shutdown && cfg.PowerCut {
+		fmt.Fprintln(os.Stderr, "vosfs-crash: --shutdown and --powercut are two ways to crash; give one")
 		os.Exit(2)
 	}
 	if cfg.Cycles < 1 || cfg.Threads < 1 || cfg.Threads > 64 || cfg.Duration <= 0 {
@@ -100,6 +116,12 @@ func realMain(cfg config) int {
 	}
 	if cfg.Writeback {
 		pc += ", writeback cache"
+	}
+	if cfg.Shutdown {
+		pc += ", shutdown ioctl"
+		if cfg.ShutdownFlag >= 0 {
+			pc += fmt.Sprintf(" flag %d", cfg.ShutdownFlag)
+		}
 	}
 	fmt.Printf("vosfs-crash: seed %d, commit=%s%s, %d threads, %d cycles of ~%v, in %s\n",
 		cfg.Seed, cfg.Commit, pc, cfg.Threads, cfg.Cycles, cfg.Duration, cfg.Dir)

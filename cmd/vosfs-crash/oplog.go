@@ -18,6 +18,7 @@ import (
 //	I seq=17 t=2 id=… kind=write path="t2/f3" off=0 len=100 …   issued
 //	R seq=18 t=2 id=… res=ok                               returned (ok or an errno name)
 //	K seq=90 pid=1234                                      the daemon is about to be killed
+//	S seq=90 flag=2                                        the mount is about to be shut down (ioctl)
 //
 // seq orders all events of a cycle: an operation whose R line comes before
 // the I line of another returned before that one was issued. Strings are Go
@@ -208,6 +209,8 @@ func (l *opLog) result(op *Op, res string) {
 
 func (l *opLog) kill(pid int) int64 { return l.line("K", "pid=%d", pid) }
 
+func (l *opLog) shutdown(flag uint32) int64 { return l.line("S", "flag=%d", flag) }
+
 func (l *opLog) Close() error {
 	close(l.done)
 	l.wg.Wait()
@@ -226,8 +229,12 @@ type Log struct {
 	Seed    int64
 	Commit  string
 	Threads int
-	Kill    int64 // seq of the K line; 0 if none
-	Ops     []*Op // in issue order
+	Kill    int64 // seq of the K or S line; 0 if none
+	// Shutdown: the cycle ended with the shutdown ioctl (an S line) with
+	// flag Flag, not a kill.
+	Shutdown bool
+	Flag     uint32
+	Ops      []*Op // in issue order
 }
 
 // ThreadOps returns the operations of thread t in issue order.
@@ -292,6 +299,15 @@ func parseLog(r io.Reader) (*Log, error) {
 			if g.Kill, err = num("seq"); err != nil {
 				return nil, bad("%v", err)
 			}
+		case "S":
+			if g.Kill, err = num("seq"); err != nil {
+				return nil, bad("%v", err)
+			}
+			f, err := strconv.ParseUint(fields["flag"], 10, 32)
+			if err != nil || f > 2 {
+				return nil, bad("flag: want 0, 1 or 2")
+			}
+			g.Shutdown, g.Flag = true, uint32(f)
 		case "I":
 			op := &Op{}
 			for k, v := range fields {
