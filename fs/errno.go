@@ -25,6 +25,7 @@ func (f *FS) toErrno(err error) syscall.Errno {
 		// host's errno was (a full host disk's ENOSPC included: the
 		// pool is stopped, not full). The pool logged the cause once
 		// and shows it in its stats; it is not logged again here.
+		// A shutdown (the ioctl) is such a stop too.
 		f.count(func(s *Stats) { s.Errors++ })
 		return syscall.EIO
 	case errors.As(err, &e):
@@ -43,18 +44,6 @@ func (f *FS) toErrno(err error) syscall.Errno {
 		return syscall.EINTR
 	case errors.Is(err, vos.ErrClosed):
 		return syscall.EIO
-	case errors.Is(err, vos.ErrShutdown):
-		// Shut down on purpose (the shutdown ioctl): the requests in
-		// flight then fail quietly.
-		f.stopped.Store(true)
-		return syscall.EIO
-	case errors.Is(err, vos.ErrFailed):
-		// The pool stopped on an I/O error: logged once below, and
-		// every later request gets EIO at the gate, reads included.
-		if f.stopped.Swap(true) {
-			f.count(func(s *Stats) { s.Errors++ })
-			return syscall.EIO
-		}
 	case errors.Is(err, vos.ErrChecksum):
 		// Damaged stored bytes: the store logged the place once and
 		// counted it; the reader gets EIO, never the bytes.

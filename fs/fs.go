@@ -63,9 +63,8 @@ type FS struct {
 	aggDone chan struct{}      // closed when it stopped
 	aggKick chan struct{}      // (capacity 1) asks aggregateLoop for a pass soon
 
-	// stopped is set once the filesystem stopped (the shutdown ioctl,
-	// or a request that found the pool failed): from then on every
-	// request gets EIO (gate.go).
+	// stopped is set by the shutdown ioctl: from then on every request
+	// gets EIO (gate.go), as after a fail-stop of the pool.
 	stopped atomic.Bool
 
 	mu       sync.Mutex

@@ -81,8 +81,8 @@ func (f *FS) shutdownIoctl(ctx context.Context, arg uint64, output []byte) sysca
 // mount so that reads and stats reach the gate too. Unmounting still
 // works; the next mount recovers the durable state.
 func (f *FS) shutdown(flag vos.ShutdownFlag) syscall.Errno {
-	if !f.stopped.CompareAndSwap(false, true) {
-		return 0
+	if !f.stopped.CompareAndSwap(false, true) || f.s.Failed() != nil {
+		return 0 // stopped already, by a shutdown or a fail-stop
 	}
 	err := f.s.Shutdown(flag)
 	f.logf("shut down by ioctl (flag %d): every later request gets EIO; unmount, then mount to recover", flag)

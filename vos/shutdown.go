@@ -23,9 +23,6 @@ const (
 )
 
 var (
-	// ErrFailed is wrapped by every error of a store whose pool stopped
-	// (an I/O error, or a shutdown); reopening recovers it.
-	ErrFailed = pool.ErrFailed
 	// ErrShutdown is wrapped, with ErrFailed, by every error of a store
 	// that was shut down.
 	ErrShutdown = pool.ErrShutdown
@@ -44,6 +41,3 @@ func (s *Store) Shutdown(flag ShutdownFlag) error {
 	}
 	return nil
 }
-
-// Err returns the failure that stopped the store's pool, or nil.
-func (s *Store) Err() error { return s.p.Err() }

@@ -31,7 +31,7 @@ func TestShutdown(t *testing.T) {
 			require.NoError(t, err)
 
 			require.NoError(t, s.Shutdown(flag))
-			require.ErrorIs(t, s.Err(), ErrShutdown)
+			require.ErrorIs(t, s.Failed(), ErrShutdown)
 			_, err = s.Update(ctx, UpdateOptions{}, func(tx *Tx) error { return tx.Put(a, []byte("late")) })
 			require.ErrorIs(t, err, ErrFailed)
 			require.ErrorIs(t, err, ErrShutdown)
@@ -54,5 +54,5 @@ func TestShutdown(t *testing.T) {
 func TestShutdownBadFlag(t *testing.T) {
 	_, s := openStore(t)
 	require.ErrorIs(t, s.Shutdown(3), ErrBadShutdownFlag)
-	require.NoError(t, s.Err())
+	require.NoError(t, s.Failed())
 }
