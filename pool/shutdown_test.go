@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,7 +60,7 @@ func TestShutdownAcknowledgedAsync(t *testing.T) {
 			const writers = 4
 			mfs, p := openTest(t)
 			ctx := context.Background()
-			var acked [writers]uint64
+			var acked [writers]atomic.Uint64
 			var wg sync.WaitGroup
 			for g := range writers {
 				wg.Add(1)
@@ -73,11 +74,18 @@ func TestShutdownAcknowledgedAsync(t *testing.T) {
 							require.ErrorIs(t, err, ErrShutdown)
 							return
 						}
-						acked[g] = i
+						acked[g].Store(i)
 					}
 				}()
 			}
-			time.Sleep(30 * time.Millisecond)
+			require.Eventually(t, func() bool {
+				for g := range writers {
+					if acked[g].Load() < 3 {
+						return false
+					}
+				}
+				return true
+			}, 10*time.Second, time.Millisecond, "every writer commits")
 			require.NoError(t, p.Shutdown(flag))
 			wg.Wait()
 			require.ErrorIs(t, p.Close(), ErrShutdown)
@@ -91,9 +99,8 @@ func TestShutdownAcknowledgedAsync(t *testing.T) {
 					if err != nil {
 						return err
 					}
-					require.NotZero(t, acked[g], "writer %d committed nothing", g)
-					require.GreaterOrEqual(t, v, acked[g], "writer %d: acknowledged transactions lost", g)
-					require.LessOrEqual(t, v, acked[g]+1, "writer %d", g)
+					require.GreaterOrEqual(t, v, acked[g].Load(), "writer %d: acknowledged transactions lost", g)
+					require.LessOrEqual(t, v, acked[g].Load()+1, "writer %d", g)
 				}
 				return nil
 			}))
