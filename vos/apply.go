@@ -82,7 +82,7 @@ func (s *Store) applyTx(ptx *pool.Tx, tx *Tx) (Status, *PredicateResult, uint64,
 	if err := a.apply(tx.ops); err != nil {
 		return 0, nil, 0, err
 	}
-	written := a.written
+	written, inserts := a.written, a.inserts
 	ptx.OnCommit(func(wal.ID) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -91,6 +91,7 @@ func (s *Store) applyTx(ptx *pool.Tx, tx *Tx) (Status, *PredicateResult, uint64,
 			s.lastWrite[oid] = epoch
 		}
 		s.stats.Commits++
+		s.stats.TreeInserts += inserts
 		if len(s.lastWrite) > 4096 {
 			s.pruneLastWriteLocked()
 		}
@@ -119,6 +120,13 @@ type applier struct {
 	v       view // the state before the transaction
 	epoch   uint64
 	written map[uint64]bool
+	inserts uint64 // tree puts so far
+}
+
+// put puts one record into the tree in the transaction.
+func (a *applier) put(key, val []byte) (bool, error) {
+	a.inserts++
+	return a.s.tree.Put(a.ptx, key, val)
 }
 
 // valueState is the net effect of a transaction's ops on one single value.
@@ -198,7 +206,7 @@ func (a *applier) apply(ops []op) error {
 				}
 			}
 		case opPunchObject:
-			if _, err := a.s.tree.Put(a.ptx, objPunchKey(o.path.OID, a.epoch), rec{kind: recPunch}.encode()); err != nil {
+			if _, err := a.put(objPunchKey(o.path.OID, a.epoch), rec{kind: recPunch}.encode()); err != nil {
 				return err
 			}
 		case opWrite:
@@ -294,7 +302,7 @@ func storeSmall(tx *pool.Tx, val []byte) (rec, error) {
 }
 
 func (a *applier) putVersion(p Path, r rec) error {
-	replaced, err := a.s.tree.Put(a.ptx, p.valueKey(a.epoch), r.encode())
+	replaced, err := a.put(p.valueKey(a.epoch), r.encode())
 	if err == nil && replaced {
 		err = fmt.Errorf("vos: %v written twice at epoch %d", p, a.epoch)
 	}
@@ -333,7 +341,7 @@ func (a *applier) writeExtent(o op) error {
 	if err != nil {
 		return err
 	}
-	replaced, err := a.s.tree.Put(a.ptx, o.path.extKey(o.off, a.epoch), r.encode())
+	replaced, err := a.put(o.path.extKey(o.off, a.epoch), r.encode())
 	if err == nil && replaced {
 		err = fmt.Errorf("vos: %v extent at %d written twice at epoch %d", o.path, o.off, a.epoch)
 	}
@@ -341,7 +349,7 @@ func (a *applier) writeExtent(o op) error {
 }
 
 func (a *applier) putPunchRange(p Path, start, end uint64) error {
-	_, err := a.s.tree.Put(a.ptx, p.punchKey(a.epoch, start), rec{kind: recPunch, loc: start, size: end}.encode())
+	_, err := a.put(p.punchKey(a.epoch, start), rec{kind: recPunch, loc: start, size: end}.encode())
 	return err
 }
 

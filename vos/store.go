@@ -63,6 +63,7 @@ const foldQueue = 256
 // Stats are the store's counters.
 type Stats struct {
 	Commits           uint64
+	TreeInserts       uint64 // records put into the tree by commits (versions, extents, punches)
 	PredicateFailures uint64
 	Conflicts         uint64 // commits that found a read object changed
 	Replays           uint64 // conflicts resolved by replaying the reads

@@ -46,6 +46,7 @@ type Options struct {
 // Stats are the log's counters.
 type Stats struct {
 	Records        uint64        // transaction records appended
+	RecordBytes    uint64        // ring bytes of those records, heads included, padding not
 	Batches        uint64        // group-commit batches written
 	BytesWritten   uint64        // ring bytes written, padding included
 	Syncs          uint64        // fdatasync calls on the log blob
@@ -396,6 +397,7 @@ func (l *Log) Append(body *Body, data []DataWait) (*Commit, error) {
 	b.data = append(b.data, data...)
 	l.next = ID(pos + size)
 	l.stats.Records++
+	l.stats.RecordBytes += size
 	if l.opts.Kick != nil && !l.kicked && float64(uint64(l.next-l.ckpt))/float64(l.ring) > l.opts.HighWater {
 		l.kicked = true
 		go l.opts.Kick()
