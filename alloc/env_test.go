@@ -23,14 +23,14 @@ type testLog struct {
 	fail error // returned by Append when set
 }
 
-func (l *testLog) Append(body *wal.Body, _ []wal.DataWait) (*wal.Commit, error) {
+func (l *testLog) Append(body wal.Encoder, _ []wal.DataWait) (*wal.Commit, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.fail != nil {
 		return nil, l.fail
 	}
 	l.next += 100
-	l.recs = append(l.recs, wal.Record{ID: l.next, Count: uint32(body.Count()), Body: slices.Clone(body.Bytes())})
+	l.recs = append(l.recs, wal.Record{ID: l.next, Count: uint32(body.Count()), Body: wal.EncodeBody(body)})
 	return &wal.Commit{ID: l.next}, nil
 }
 

@@ -125,7 +125,7 @@ func TestHeapPublishOnEndedTx(t *testing.T) {
 	// A tx that fails later aborts, and the reservation comes back.
 	r, err = a.Reserve(64)
 	require.NoError(t, err)
-	tx = h.Begin(int(wal.RecordSize(0)) + 30) // room for one bit action only
+	tx = h.Begin(int(wal.RecordSize(0)) + wal.CopySize(1)) // room for one bit change only
 	require.NoError(t, a.Publish(tx, r))
 	_, err = a.Alloc(tx, 64)
 	require.Error(t, err)

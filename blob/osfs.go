@@ -357,3 +357,7 @@ func osErr(err error) error {
 	}
 	return err
 }
+
+// AlignedBuffer returns a zeroed buffer of n bytes aligned for O_DIRECT,
+// so that a write of it needs no bounce copy.
+func AlignedBuffer(n int) []byte { return directio.AlignedBlock(n) }

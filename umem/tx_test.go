@@ -19,9 +19,9 @@ type recorder struct {
 
 type ID = wal.ID
 
-func (r *recorder) Append(body *wal.Body, _ []wal.DataWait) (*wal.Commit, error) {
+func (r *recorder) Append(body wal.Encoder, _ []wal.DataWait) (*wal.Commit, error) {
 	r.next += 64
-	r.recs = append(r.recs, append([]byte(nil), body.Bytes()...))
+	r.recs = append(r.recs, wal.EncodeBody(body))
 	r.counts = append(r.counts, uint32(body.Count()))
 	return &wal.Commit{ID: r.next}, nil
 }

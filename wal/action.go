@@ -48,6 +48,39 @@ func (t ActionType) String() string {
 // type u8, 3 bytes zero, N u32, Off u64, Arg u64.
 const entrySize = 24
 
+// EntrySize is entrySize for encoders outside the package.
+const EntrySize = entrySize
+
+// CopySize is the encoded size of an ActCopy of n bytes: the entry and the
+// payload padded to 8 bytes.
+func CopySize(n int) int { return entrySize + int(alignUp(uint64(n), 8)) }
+
+// PutEntry encodes one action entry (without payload) at dst[:EntrySize].
+func PutEntry(dst []byte, t ActionType, n uint32, off, arg uint64) {
+	dst[0], dst[1], dst[2], dst[3] = byte(t), 0, 0, 0
+	binary.LittleEndian.PutUint32(dst[4:], n)
+	binary.LittleEndian.PutUint64(dst[8:], off)
+	binary.LittleEndian.PutUint64(dst[16:], arg)
+}
+
+// Encoder is a record body the log encodes straight into its batch buffer,
+// so that the bytes of a change are copied once on their way to the log.
+type Encoder interface {
+	// Len is the encoded size of the body.
+	Len() int
+	// Count is the number of actions.
+	Count() int
+	// Encode writes exactly Len bytes of actions at dst.
+	Encode(dst []byte)
+}
+
+// EncodeBody returns the encoding of e in a buffer of its own.
+func EncodeBody(e Encoder) []byte {
+	b := make([]byte, e.Len())
+	e.Encode(b)
+	return b
+}
+
 // Action is one decoded redo action of a record.
 type Action struct {
 	Type ActionType
@@ -115,6 +148,9 @@ func (b *Body) DataChecksum(off uint64, n uint32, crc uint32) {
 
 // Bytes returns the encoded body.
 func (b *Body) Bytes() []byte { return b.buf }
+
+// Encode copies the encoded body to dst (Body is an Encoder).
+func (b *Body) Encode(dst []byte) { copy(dst, b.buf) }
 
 // DecodeActions decodes count actions from body, calling fn for each. The
 // actions' Data alias body. It checks structure only; the heap checks bounds.

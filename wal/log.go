@@ -114,6 +114,7 @@ type Log struct {
 	open      *batch        // guarded by mu: batch taking records, nil if none
 	sealed    []*batch      // guarded by mu: full batches waiting for the committer, oldest first
 	last      *batch        // guarded by mu: newest batch holding records
+	spare     [][]byte      // guarded by mu: written batches' buffers, for reuse
 	durable   ID            // guarded by mu
 	ckpt      ID            // guarded by mu
 	gen       uint32        // guarded by mu
@@ -358,7 +359,7 @@ func (l *Log) usableLocked() error {
 // caller's critical section that applied the changes, so that ID order is
 // apply order. data are the data-blob writes the record points at; the
 // committer awaits them before the record is written.
-func (l *Log) Append(body *Body, data []DataWait) (*Commit, error) {
+func (l *Log) Append(body Encoder, data []DataWait) (*Commit, error) {
 	size := RecordSize(body.Len())
 	if size > l.limit {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrRecordTooLarge, size, l.limit)
@@ -384,6 +385,9 @@ func (l *Log) Append(body *Body, data []DataWait) (*Commit, error) {
 	b := l.open
 	if b == nil {
 		b = &batch{start: l.next, done: make(chan struct{})}
+		if n := len(l.spare); n > 0 {
+			b.buf, l.spare = l.spare[n-1], l.spare[:n-1]
+		}
 		l.open, l.last = b, b
 		l.work.Signal()
 	}
@@ -393,7 +397,7 @@ func (l *Log) Append(body *Body, data []DataWait) (*Commit, error) {
 		pos += wrap
 	}
 	b.buf = grow(b.buf, size)
-	encodeRecord(b.buf[len(b.buf)-int(size):], ID(pos), l.gen, uint32(body.Count()), body.Bytes())
+	encodeRecordFrom(b.buf[len(b.buf)-int(size):], ID(pos), l.gen, body)
 	b.data = append(b.data, data...)
 	l.next = ID(pos + size)
 	l.stats.Records++
@@ -429,14 +433,24 @@ func (l *Log) sealOpenLocked() {
 	l.sealed = append(l.sealed, b)
 }
 
+// grow extends b by n bytes. Batch buffers are aligned for direct I/O, so
+// the blob writes them without a bounce copy.
 func grow(b []byte, n uint64) []byte {
 	if uint64(cap(b)-len(b)) < n {
-		nb := make([]byte, len(b), 2*cap(b)+int(n)+blockSize)
+		size := alignUp(uint64(2*cap(b))+n+blockSize, blockSize)
+		nb := blob.AlignedBuffer(int(size))[:len(b)]
 		copy(nb, b)
 		b = nb
 	}
 	return b[:len(b)+int(n)]
 }
+
+// Batch buffers kept for reuse: at most maxSpare, of at most
+// maxSpareBytes each.
+const (
+	maxSpare      = 4
+	maxSpareBytes = 4 << 20
+)
 
 // commitLoop is the group committer.
 func (l *Log) commitLoop() {
@@ -472,6 +486,10 @@ func (l *Log) commitLoop() {
 			l.stats.Syncs++
 			l.stats.BytesWritten += uint64(len(b.buf))
 		}
+		if len(l.spare) < maxSpare && cap(b.buf) <= maxSpareBytes {
+			l.spare = append(l.spare, b.buf[:0])
+		}
+		b.buf = nil
 		close(b.done)
 		l.mu.Unlock()
 	}

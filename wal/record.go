@@ -71,13 +71,30 @@ func putHead(dst []byte, h head) {
 	binary.LittleEndian.PutUint32(dst[28:], 0)
 }
 
-// encodeRecord writes a transaction record with body at dst[0:size]; dst
-// must be at least RecordSize(len(body)) long and is zero-padded.
+// rawBody is an already encoded body of count actions.
+type rawBody struct {
+	b     []byte
+	count uint32
+}
+
+func (r rawBody) Len() int          { return len(r.b) }
+func (r rawBody) Count() int        { return int(r.count) }
+func (r rawBody) Encode(dst []byte) { copy(dst, r.b) }
+
+// encodeRecord writes a transaction record of count actions encoded in body
+// at dst, as encodeRecordFrom does.
 func encodeRecord(dst []byte, id ID, gen uint32, count uint32, body []byte) {
-	h := head{kind: kindTx, gen: gen, count: count, id: id, bodyLen: uint32(len(body))}
+	encodeRecordFrom(dst, id, gen, rawBody{b: body, count: count})
+}
+
+// encodeRecordFrom writes a transaction record with body at dst[0:size];
+// dst must be at least RecordSize(body.Len()) long and is zero-padded.
+func encodeRecordFrom(dst []byte, id ID, gen uint32, body Encoder) {
+	n := body.Len()
+	h := head{kind: kindTx, gen: gen, count: uint32(body.Count()), id: id, bodyLen: uint32(n)}
 	putHead(dst, h)
-	copy(dst[headSize:], body)
-	end := headSize + len(body)
+	body.Encode(dst[headSize : headSize+n])
+	end := headSize + n
 	clear(dst[end:h.size()])
 	crc := Checksum(dst[:end])
 	binary.LittleEndian.PutUint32(dst[28:], crc)

@@ -20,7 +20,7 @@ type recorder struct {
 	next            wal.ID
 }
 
-func (l *recorder) Append(b *wal.Body, _ []wal.DataWait) (*wal.Commit, error) {
+func (l *recorder) Append(b wal.Encoder, _ []wal.DataWait) (*wal.Commit, error) {
 	l.bodies += uint64(b.Len())
 	l.records += wal.RecordSize(b.Len())
 	l.next += 8
