@@ -3,6 +3,7 @@ package vos
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"vosfs/pool"
 	"vosfs/wal"
@@ -78,7 +79,7 @@ func (s *Store) applyTx(ptx *pool.Tx, tx *Tx) (Status, *PredicateResult, uint64,
 	if err := ptx.PutUint64(rootEpoch, epoch); err != nil {
 		return 0, nil, 0, err
 	}
-	a := applier{s: s, ptx: ptx, v: v, epoch: epoch, written: map[uint64]bool{}}
+	a := applier{s: s, ptx: ptx, v: v, epoch: epoch}
 	if err := a.apply(tx.ops); err != nil {
 		return 0, nil, 0, err
 	}
@@ -87,7 +88,7 @@ func (s *Store) applyTx(ptx *pool.Tx, tx *Tx) (Status, *PredicateResult, uint64,
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.epoch = epoch
-		for oid := range written {
+		for _, oid := range written {
 			s.lastWrite[oid] = epoch
 		}
 		s.stats.Commits++
@@ -119,14 +120,26 @@ type applier struct {
 	ptx     *pool.Tx
 	v       view // the state before the transaction
 	epoch   uint64
-	written map[uint64]bool
-	inserts uint64 // tree puts so far
+	written []uint64 // the objects changed, each once
+	inserts uint64   // tree puts so far
 }
 
-// put puts one record into the tree in the transaction.
-func (a *applier) put(key, val []byte) (bool, error) {
+// put puts one record into the tree in the transaction (the tree copies
+// key and value: both may be scratch).
+func (a *applier) put(key []byte, r rec) (bool, error) {
 	a.inserts++
-	return a.s.tree.Put(a.ptx, key, val)
+	sc := &a.s.scratch
+	r.encodeTo(sc.val[:])
+	return a.s.tree.Put(a.ptx, key, sc.val[:])
+}
+
+// key returns the scratch key buffer, emptied.
+func (a *applier) key() []byte { return a.s.scratch.key[:0] }
+
+// keep keeps the scratch key buffer k grew into.
+func (a *applier) keep(k []byte) []byte {
+	a.s.scratch.key = k
+	return k
 }
 
 // valueState is the net effect of a transaction's ops on one single value.
@@ -140,23 +153,41 @@ type valueState struct {
 }
 
 func (a *applier) apply(ops []op) error {
-	punchedObj := map[uint64]bool{}
+	var punchedObj map[uint64]bool // read as nil when nothing is punched
 	for _, o := range ops {
 		if o.kind == opPunchObject {
+			if punchedObj == nil {
+				punchedObj = map[uint64]bool{}
+			}
 			punchedObj[o.path.OID] = true
 		}
 	}
-	var order []string
-	states := map[string]*valueState{}
+	// The value states in order of first change; a few are searched, many
+	// indexed. A state's pointer is good until the next call of state.
+	order := make([]valueState, 0, 4)
+	var index map[string]int
+	const searched = 16
 	state := func(p Path) *valueState {
-		k := p.key()
-		st, ok := states[k]
-		if !ok {
-			st = &valueState{path: p}
-			states[k] = st
-			order = append(order, k)
+		if index == nil {
+			for i := range order {
+				if order[i].path.equal(p) {
+					return &order[i]
+				}
+			}
+		} else if i, ok := index[p.key()]; ok {
+			return &order[i]
 		}
-		return st
+		order = append(order, valueState{path: p})
+		switch {
+		case index != nil:
+			index[p.key()] = len(order) - 1
+		case len(order) > searched:
+			index = make(map[string]int, 2*len(order))
+			for i := range order {
+				index[order[i].path.key()] = i
+			}
+		}
+		return &order[len(order)-1]
 	}
 	drop := func(st *valueState) {
 		if st.large != nil {
@@ -165,7 +196,9 @@ func (a *applier) apply(ops []op) error {
 		}
 	}
 	for _, o := range ops {
-		a.written[o.path.OID] = true
+		if n := len(a.written); n == 0 || a.written[n-1] != o.path.OID && !slices.Contains(a.written, o.path.OID) {
+			a.written = append(a.written, o.path.OID)
+		}
 		if punchedObj[o.path.OID] && o.kind != opPunchObject {
 			if o.large != nil {
 				a.cancelLarge(o.large)
@@ -195,8 +228,8 @@ func (a *applier) apply(ops []op) error {
 			}); err != nil {
 				return err
 			}
-			for _, k := range order {
-				st := states[k]
+			for i := range order {
+				st := &order[i]
 				if st.path.OID == o.path.OID && bytes.Equal(st.path.Dkey, o.path.Dkey) {
 					drop(st)
 					st.set, st.punch, st.val, st.merges = true, true, nil, nil
@@ -206,7 +239,7 @@ func (a *applier) apply(ops []op) error {
 				}
 			}
 		case opPunchObject:
-			if _, err := a.put(objPunchKey(o.path.OID, a.epoch), rec{kind: recPunch}.encode()); err != nil {
+			if _, err := a.put(objPunchKey(o.path.OID, a.epoch), rec{kind: recPunch}); err != nil {
 				return err
 			}
 		case opWrite:
@@ -219,8 +252,8 @@ func (a *applier) apply(ops []op) error {
 			}
 		}
 	}
-	for _, k := range order {
-		if err := a.applyValue(states[k]); err != nil {
+	for i := range order {
+		if err := a.applyValue(&order[i]); err != nil {
 			return err
 		}
 	}
@@ -302,7 +335,7 @@ func storeSmall(tx *pool.Tx, val []byte) (rec, error) {
 }
 
 func (a *applier) putVersion(p Path, r rec) error {
-	replaced, err := a.put(p.valueKey(a.epoch), r.encode())
+	replaced, err := a.put(a.keep(p.appendValueKey(a.key(), a.epoch)), r)
 	if err == nil && replaced {
 		err = fmt.Errorf("vos: %v written twice at epoch %d", p, a.epoch)
 	}
@@ -341,7 +374,7 @@ func (a *applier) writeExtent(o op) error {
 	if err != nil {
 		return err
 	}
-	replaced, err := a.put(o.path.extKey(o.off, a.epoch), r.encode())
+	replaced, err := a.put(a.keep(o.path.appendExtKey(a.key(), o.off, a.epoch)), r)
 	if err == nil && replaced {
 		err = fmt.Errorf("vos: %v extent at %d written twice at epoch %d", o.path, o.off, a.epoch)
 	}
@@ -349,13 +382,13 @@ func (a *applier) writeExtent(o op) error {
 }
 
 func (a *applier) putPunchRange(p Path, start, end uint64) error {
-	_, err := a.put(p.punchKey(a.epoch, start), rec{kind: recPunch, loc: start, size: end}.encode())
+	_, err := a.put(a.keep(p.appendPunchKey(a.key(), a.epoch, start)), rec{kind: recPunch, loc: start, size: end})
 	return err
 }
 
 // punchArrayAll punches the whole array of p if it has any extent.
 func (a *applier) punchArrayAll(p Path) error {
-	eprefix := append(p.prefix(nil), subExt)
+	eprefix := p.subPrefix(subExt)
 	it := a.s.tree.Seek(a.ptx.Reader(), eprefix)
 	has := it.Next() && bytes.HasPrefix(it.Key(), eprefix)
 	if err := it.Err(); err != nil {

@@ -1,6 +1,7 @@
 package vos
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -101,7 +102,22 @@ func (p Path) check() error {
 	return nil
 }
 
-func (p Path) key() string { return string(p.prefix(nil)) }
+// equal reports whether p and q name the same akey.
+func (p Path) equal(q Path) bool {
+	return p.OID == q.OID && bytes.Equal(p.Dkey, q.Dkey) && bytes.Equal(p.Akey, q.Akey)
+}
+
+// key is the path's prefix as a string, for maps and comparisons.
+func (p Path) key() string {
+	var b [96]byte
+	return string(p.prefix(b[:0]))
+}
+
+// keyBuf returns an empty buffer with room for the path's prefix and extra
+// bytes (escapes aside), so that a key is built in one allocation.
+func (p Path) keyBuf(extra int) []byte {
+	return make([]byte, 0, 1+8+len(p.Dkey)+2+len(p.Akey)+2+extra)
+}
 
 // objPrefix is 'k' | oid.
 func objPrefix(dst []byte, oid uint64) []byte { return putU64(append(dst, kindData), oid) }
@@ -114,20 +130,32 @@ func dkeyPrefix(dst []byte, oid uint64, dkey []byte) []byte {
 // prefix is 'k' | oid | esc(dkey) | esc(akey).
 func (p Path) prefix(dst []byte) []byte { return esc(dkeyPrefix(dst, p.OID, p.Dkey), p.Akey) }
 
-func (p Path) valueKey(epoch uint64) []byte {
-	return putU64(append(p.prefix(nil), subValue), ^epoch)
-}
+func (p Path) valueKey(epoch uint64) []byte { return p.appendValueKey(p.keyBuf(9), epoch) }
 
 func (p Path) punchKey(epoch, start uint64) []byte {
-	return putU64(putU64(append(p.prefix(nil), subPunch), ^epoch), start)
+	return p.appendPunchKey(p.keyBuf(17), epoch, start)
 }
 
-func (p Path) extKey(off, epoch uint64) []byte {
-	return putU64(putU64(append(p.prefix(nil), subExt), off), ^epoch)
+func (p Path) extKey(off, epoch uint64) []byte { return p.appendExtKey(p.keyBuf(17), off, epoch) }
+
+func (p Path) appendValueKey(dst []byte, epoch uint64) []byte {
+	return putU64(append(p.prefix(dst), subValue), ^epoch)
 }
+
+func (p Path) appendPunchKey(dst []byte, epoch, start uint64) []byte {
+	return putU64(putU64(append(p.prefix(dst), subPunch), ^epoch), start)
+}
+
+func (p Path) appendExtKey(dst []byte, off, epoch uint64) []byte {
+	return putU64(putU64(append(p.prefix(dst), subExt), off), ^epoch)
+}
+
+// subPrefix is the path's prefix and the sub-kind sub: where its versions,
+// punches or extents start.
+func (p Path) subPrefix(sub byte) []byte { return append(p.prefix(p.keyBuf(1+17)), sub) }
 
 func objPunchKey(oid, epoch uint64) []byte {
-	return putU64(putU64([]byte{kindObjPunch}, oid), ^epoch)
+	return putU64(putU64(append(make([]byte, 0, 17), kindObjPunch), oid), ^epoch)
 }
 
 // after returns the smallest key greater than every key starting with

@@ -34,8 +34,9 @@ func (v view) note(parts ...[]byte) {
 // objPunch returns the epoch of the newest punch of oid at or below the
 // view's epoch (0 if none): every version at or below it is invisible.
 func (v view) objPunch(oid uint64) (uint64, error) {
-	it := v.s.tree.Seek(v.r, objPunchKey(oid, v.epoch))
-	prefix := putU64([]byte{kindObjPunch}, oid)
+	key := objPunchKey(oid, v.epoch)
+	it := v.s.tree.Seek(v.r, key)
+	prefix := key[:9]
 	if it.Next() && bytes.HasPrefix(it.Key(), prefix) {
 		v.note(it.Key())
 		return ^binary.BigEndian.Uint64(it.Key()[len(prefix):]), nil
@@ -67,8 +68,9 @@ func (v view) lookup(p Path) (valueResult, error) {
 	if err != nil {
 		return res, err
 	}
-	prefix := append(p.prefix(nil), subValue)
-	it := v.s.tree.Seek(v.r, p.valueKey(v.epoch))
+	key := p.valueKey(v.epoch)
+	prefix := key[:len(key)-8]
+	it := v.s.tree.Seek(v.r, key)
 	for it.Next() {
 		k := it.Key()
 		if !bytes.HasPrefix(k, prefix) {
@@ -211,7 +213,7 @@ func (v view) resolveArray(p Path, off, n uint64) ([]Segment, error) {
 	}
 	var items []arrayItem
 	// Range punches of this akey.
-	pprefix := append(p.prefix(nil), subPunch)
+	pprefix := p.subPrefix(subPunch)
 	it := v.s.tree.Seek(v.r, p.punchKey(v.epoch, 0))
 	for it.Next() && bytes.HasPrefix(it.Key(), pprefix) {
 		epoch := ^binary.BigEndian.Uint64(it.Key()[len(pprefix):])
@@ -232,7 +234,7 @@ func (v view) resolveArray(p Path, off, n uint64) ([]Segment, error) {
 	}
 	// Extents that can reach [off, end): they start at most MaxExtentLen
 	// before off.
-	eprefix := append(p.prefix(nil), subExt)
+	eprefix := p.subPrefix(subExt)
 	from := uint64(0)
 	if off > MaxExtentLen {
 		from = off - MaxExtentLen
@@ -459,7 +461,7 @@ func (v view) akeyLive(p Path, objPunch uint64) (bool, error) {
 	}
 	// Array: an extent newer than the newest whole-array punch.
 	var punched uint64 = objPunch
-	pprefix := append(p.prefix(nil), subPunch)
+	pprefix := p.subPrefix(subPunch)
 	it := v.s.tree.Seek(v.r, p.punchKey(v.epoch, 0))
 	for it.Next() && bytes.HasPrefix(it.Key(), pprefix) {
 		r, err := decodeRec(it.Value())
@@ -471,7 +473,7 @@ func (v view) akeyLive(p Path, objPunch uint64) (bool, error) {
 			break
 		}
 	}
-	eprefix := append(p.prefix(nil), subExt)
+	eprefix := p.subPrefix(subExt)
 	it = v.s.tree.Seek(v.r, eprefix)
 	for it.Next() && bytes.HasPrefix(it.Key(), eprefix) {
 		epoch := ^binary.BigEndian.Uint64(it.Key()[len(eprefix)+8:])

@@ -93,6 +93,13 @@ type Store struct {
 	badLogged map[[2]uint64]bool // guarded by mu: damaged places already logged (kind, position)
 	extents   extentCache        // verified bytes of extents read in part
 
+	// scratch is for applyTx, which runs in the pool's critical section
+	// (one at a time): the tree copies the keys and values put.
+	scratch struct {
+		key []byte
+		val [recSize]byte
+	}
+
 	oidMu   sync.Mutex
 	oidNext uint64 // guarded by oidMu: next ID of the reserved batch
 	oidEnd  uint64 // guarded by oidMu: end of the reserved batch

@@ -131,7 +131,6 @@ func (l *large) split(data []byte) []largePiece {
 type op struct {
 	kind  opKind
 	path  Path
-	key   string // path.key(), computed once
 	val   []byte
 	merge uint8
 	off   uint64 // opWrite: array offset; opPunchRange: start
@@ -169,12 +168,16 @@ type Tx struct {
 	preds    []Predicate
 	done     bool
 	noReplay bool
-	freeing  bool // may take the heap's deletion reserve
+	freeing  bool         // may take the heap's deletion reserve
+	opsArr   [4]op        // the first ops, without an allocation
+	predsArr [2]Predicate // the first predicates
 }
 
 // Begin starts a transaction reading at the current epoch.
 func (s *Store) Begin() *Tx {
-	return &Tx{s: s, start: s.pin(0), readObjs: map[uint64]bool{}}
+	tx := &Tx{s: s, start: s.pin(0)}
+	tx.ops, tx.preds = tx.opsArr[:0], tx.predsArr[:0]
+	return tx
 }
 
 // Epoch is the epoch the transaction reads at.
@@ -194,7 +197,6 @@ func (tx *Tx) DisableReplay() { tx.noReplay = true }
 
 // add appends an operation.
 func (tx *Tx) add(o op) {
-	o.key = o.path.key()
 	tx.ops = append(tx.ops, o)
 }
 
@@ -274,6 +276,9 @@ func (tx *Tx) Get(p Path) ([]byte, bool, error) {
 
 func (tx *Tx) record(rd read) {
 	tx.reads = append(tx.reads, rd)
+	if tx.readObjs == nil {
+		tx.readObjs = map[uint64]bool{}
+	}
 	tx.readObjs[rd.path.OID] = true
 }
 
@@ -282,13 +287,12 @@ func (tx *Tx) record(rd read) {
 // fromStore true when the store's value is the base.
 func (tx *Tx) ownValue(p Path) (own []byte, merges []op, fromStore bool) {
 	fromStore = true
-	pk := p.key()
 	for _, o := range tx.ops {
 		switch {
 		case o.kind == opPunchObject && o.path.OID == p.OID,
 			o.kind == opPunchDkey && o.path.OID == p.OID && bytes.Equal(o.path.Dkey, p.Dkey):
 			own, merges, fromStore = nil, nil, false
-		case o.key != pk:
+		case !o.path.equal(p):
 		case o.kind == opPut:
 			own, merges, fromStore = o.val, nil, false
 		case o.kind == opPunch:
@@ -339,7 +343,7 @@ func (tx *Tx) Punch(p Path) error {
 	if err := tx.changing(p); err != nil {
 		return err
 	}
-	tx.supersedeArrays(func(q Path) bool { return q.key() == p.key() })
+	tx.supersedeArrays(func(q Path) bool { return q.equal(p) })
 	tx.add(op{kind: opPunch, path: p})
 	return nil
 }
@@ -417,7 +421,6 @@ func (tx *Tx) Predicate(pr Predicate) error {
 // arrayOverlap reports whether an own change of p overlaps [lo, hi) of its
 // array: changes at one epoch must not overlap, there is no order among them.
 func (tx *Tx) arrayOverlap(p Path, lo, hi uint64) bool {
-	pk := p.key()
 	for _, o := range tx.ops {
 		if o.path.OID != p.OID {
 			continue
@@ -430,7 +433,7 @@ func (tx *Tx) arrayOverlap(p Path, lo, hi uint64) bool {
 				return true
 			}
 		}
-		if o.key != pk {
+		if !o.path.equal(p) {
 			continue
 		}
 		switch o.kind {
@@ -559,15 +562,15 @@ func (tx *Tx) ReadArray(p Path, off uint64, buf []byte) error {
 		return err
 	}
 	end := off + uint64(len(buf))
-	pk := p.key()
 	for _, o := range tx.ops {
+		same := o.path.equal(p)
 		whole := o.kind == opPunchObject && o.path.OID == p.OID ||
 			o.kind == opPunchDkey && o.path.OID == p.OID && bytes.Equal(o.path.Dkey, p.Dkey) ||
-			o.kind == opPunch && o.key == pk
+			o.kind == opPunch && same
 		switch {
 		case whole:
 			clear(buf)
-		case o.key != pk:
+		case !same:
 		case o.kind == opWrite:
 			lo, hi := max(o.off, off), min(o.off+uint64(len(o.val)), end)
 			if lo < hi {
