@@ -166,3 +166,41 @@ func TestRandomTxReplayEquivalence(t *testing.T) {
 	log.replay(t, h2)
 	require.Equal(t, h.mem, h2.mem)
 }
+
+// A record carries one copy per merged range of final bytes: overlapping,
+// adjacent and nearby changes share one; a long fill stays one action and
+// is replayed before the copies, so a write inside it survives replay.
+func TestTxRecordMergesRanges(t *testing.T) {
+	h := New(1 << 20)
+	var log recorder
+	tx := h.Begin(1 << 20)
+	require.NoError(t, tx.Write(100, []byte("abcd")))     // [100, 104)
+	require.NoError(t, tx.Write(104, []byte("efghij")))   // adjacent: [100, 110)
+	require.NoError(t, tx.PutUint64(112, 7))              // 2 bytes away: [100, 120)
+	require.NoError(t, tx.Write(102, []byte("XY")))       // inside
+	require.NoError(t, tx.Write(4000, []byte("far")))     // its own range
+	require.NoError(t, tx.Memset(8192, 4096, 0x11))       // a fill action
+	require.NoError(t, tx.Write(9000, []byte("in fill"))) // a copy over the fill
+	require.NoError(t, tx.SetBits(65536, 3, 2))           // a short bit range: a copy
+	_, err := tx.Commit(&log)
+	require.NoError(t, err)
+	require.Len(t, log.recs, 1)
+	var got []wal.Action
+	require.NoError(t, wal.DecodeActions(log.recs[0], log.counts[0], func(a wal.Action) error {
+		a.Data = append([]byte(nil), a.Data...)
+		got = append(got, a)
+		return nil
+	}))
+	require.Len(t, got, 5)
+	require.Equal(t, wal.ActSet, got[0].Type)
+	require.Equal(t, []uint64{100, 4000, 9000, 65536}, []uint64{got[1].Off, got[2].Off, got[3].Off, got[4].Off})
+	want := append([]byte("abXYefghij\x00\x00"), 7, 0, 0, 0, 0, 0, 0, 0)
+	require.Equal(t, want, got[1].Data)
+	require.Equal(t, []byte{0x18}, got[4].Data)
+	size := wal.EntrySize + wal.CopySize(20) + wal.CopySize(3) + wal.CopySize(7) + wal.CopySize(1)
+	require.Len(t, log.recs[0], size)
+
+	h2 := New(1 << 20)
+	log.replay(t, h2)
+	require.Equal(t, h.mem, h2.mem)
+}
