@@ -244,8 +244,8 @@ func (f *FS) Stats() Stats {
 }
 
 // Mount mounts the filesystem at mountpoint and serves it until unmounted
-// (the returned server's Wait). As root it mounts directly (unless
-// AutoUnmount), otherwise through fusermount3.
+// (the returned server's Wait). As root it mounts directly, otherwise
+// through fusermount3.
 func (f *FS) Mount(mountpoint string) (*fuse.Server, error) {
 	entry, attr, neg := f.opts.EntryTimeout, f.opts.AttrTimeout, time.Duration(0)
 	mo, err := f.fuseMountOptions()

@@ -15,7 +15,10 @@ const defaultSubtype = "vosfs"
 
 // errMaxReadFusermount: fusermount3 is given go-fuse's own max_read last,
 // so a smaller one cannot reach the kernel on such a mount.
-var errMaxReadFusermount = errors.New("max_read can only be set on a mount made directly by root (not through fusermount3: not root, or auto_unmount)")
+var errMaxReadFusermount = errors.New("max_read can only be set on a mount made directly by root (not through fusermount3)")
+
+// errLazyTimeFusermount: fusermount3 has no lazytime.
+var errLazyTimeFusermount = errors.New("lazytime can only be set on a mount made directly by root (fusermount3 does not take it)")
 
 // fuseMountOptions are the options the kernel (or fusermount3) is given to
 // mount f.
@@ -30,7 +33,7 @@ func (f *FS) fuseMountOptions() (fuse.MountOptions, error) {
 		// everyone but root and the mounter (allowRootFS).
 		AllowOther:  o.AllowOther || o.AllowRoot,
 		Debug:       o.Debug,
-		DirectMount: os.Geteuid() == 0 && !o.AutoUnmount,
+		DirectMount: os.Geteuid() == 0,
 	}
 	if mo.Name == "" {
 		mo.Name = defaultSubtype
@@ -43,10 +46,12 @@ func (f *FS) fuseMountOptions() (fuse.MountOptions, error) {
 		// refuses the atime ones.
 		mo.DirectMountFlags = flags
 	} else {
+		// The daemon applies strictatime and nodiratime itself; the
+		// kernel's lazytime flag only mount(2) sets.
+		if o.LazyTime {
+			return mo, errLazyTimeFusermount
+		}
 		mo.Options = append(mo.Options, names...)
-	}
-	if o.AutoUnmount {
-		mo.Options = append(mo.Options, "auto_unmount")
 	}
 	if o.MaxRead != 0 {
 		if o.MaxRead > o.MaxWrite {
@@ -74,10 +79,14 @@ func (o Options) MountFlags() uintptr {
 func kernelFlags(o Options) (uintptr, []string) {
 	var flags uintptr
 	var names []string
+	// fusermount3 knows ro, nosuid, nodev, noexec, sync, dirsync and
+	// noatime (and suid, dev); the other flags have no name for it ("").
 	set := func(on bool, flag uintptr, name string) {
 		if on {
 			flags |= flag
-			names = append(names, name)
+			if name != "" {
+				names = append(names, name)
+			}
 		}
 	}
 	set(o.ReadOnly, syscall.MS_RDONLY, "ro")
@@ -87,10 +96,10 @@ func kernelFlags(o Options) (uintptr, []string) {
 	set(o.Sync, syscall.MS_SYNCHRONOUS, "sync")
 	set(o.DirSync, syscall.MS_DIRSYNC, "dirsync")
 	set(o.NoAtime, syscall.MS_NOATIME, "noatime")
-	set(o.StrictAtime && !o.NoAtime, syscall.MS_STRICTATIME, "strictatime")
-	set(!o.StrictAtime && !o.NoAtime, syscall.MS_RELATIME, "relatime")
-	set(o.NoDiratime, syscall.MS_NODIRATIME, "nodiratime")
-	set(o.LazyTime, unix.MS_LAZYTIME, "lazytime")
+	set(o.StrictAtime && !o.NoAtime, syscall.MS_STRICTATIME, "")
+	set(!o.StrictAtime && !o.NoAtime, syscall.MS_RELATIME, "")
+	set(o.NoDiratime, syscall.MS_NODIRATIME, "")
+	set(o.LazyTime, unix.MS_LAZYTIME, "")
 	if o.Suid {
 		names = append(names, "suid")
 	}

@@ -51,9 +51,6 @@ type Options struct {
 	// BlockSize is the st_blksize files report, the I/O size programs
 	// take as best (0: 4 KiB).
 	BlockSize int
-	// AutoUnmount has fusermount3 unmount the filesystem when the daemon
-	// ends, also when it is killed.
-	AutoUnmount bool
 
 	// Kernel mount flags (the VFS's). ReadOnly, NoAtime and StrictAtime
 	// above are also kernel flags; vosfs applies those itself too.

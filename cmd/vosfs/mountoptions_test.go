@@ -51,7 +51,6 @@ func TestMountOptionTable(t *testing.T) {
 		{"max_read=64KiB", func(c *mountConfig) { c.fs.MaxRead = 64 << 10 }},
 		{"blksize=64KiB", func(c *mountConfig) { c.fs.BlockSize = 64 << 10 }},
 		{"blksize=512", func(c *mountConfig) { c.fs.BlockSize = 512 }},
-		{"auto_unmount", func(c *mountConfig) { c.fs.AutoUnmount = true }},
 		{"user_id=0,group_id=0", nil},
 		{"remount,ro", func(c *mountConfig) { c.remount, c.fs.ReadOnly = true, true }},
 		{"suid", func(c *mountConfig) { c.fs.Suid = true }},
@@ -113,7 +112,7 @@ func TestMountOptionTable(t *testing.T) {
 
 	valid := "commit=, threshold=, entry_timeout=, attr_timeout=, writeback_cache, nowriteback_cache, max_write=, " +
 		"noallow_other, debug, fsname=, default_permissions, subtype=, allow_other, allow_root, max_read=, blksize=, " +
-		"auto_unmount, user_id=, group_id=, ro, rw, remount, nosuid, suid, nodev, dev, noexec, exec, sync, async, " +
+		"user_id=, group_id=, ro, rw, remount, nosuid, suid, nodev, dev, noexec, exec, sync, async, " +
 		"dirsync, relatime, atime, strictatime, norelatime, noatime, nodiratime, diratime, lazytime, nolazytime, " +
 		"silent, loud, defaults, auto, noauto, nofail, user, nouser, users, owner, group, _netdev, user=, comment=, " +
 		"x-*, powercut=, faultinject="
@@ -121,6 +120,7 @@ func TestMountOptionTable(t *testing.T) {
 		{"frobnicate", `unknown mount option "frobnicate"; valid options: ` + valid},
 		{"nodev,frobnicate=1", `unknown mount option "frobnicate=1"; valid options: ` + valid},
 		{"x-", `unknown mount option "x-"; valid options: ` + valid},
+		{"auto_unmount", `unknown mount option "auto_unmount"; valid options: ` + valid},
 		{"nonempty", `unknown mount option "nonempty"; valid options: ` + valid},
 		{"commit", `mount option "commit" wants a value: commit=sync|async`},
 		{"commit=maybe", `mount option "commit=maybe": commit is sync or async`},

@@ -236,9 +236,6 @@ var mountOptionTable = []mountOption{
 			c.fs.BlockSize = n
 			return err
 		}},
-	flagOption("auto_unmount", kindFUSE, "off",
-		"the mount goes when the daemon ends, also when it is killed (mounts through fusermount3, which stays to watch it)",
-		func(o *fs.Options) { o.AutoUnmount = true }),
 	ignored("user_id", "UID", kindFUSE, "the kernel's record of the mounter, which mount(8) passes back on a remount; vosfs sets it itself"),
 	ignored("group_id", "GID", kindFUSE, "the kernel's record of the mounter's group, as user_id"),
 
