@@ -1,11 +1,5 @@
 package vos
 
-import (
-	"bytes"
-	"encoding/binary"
-	"sort"
-)
-
 // Allocated is the space p's array takes at the view's epoch, in bytes:
 // each extent that still shows a byte counts what it stores — whole blocks
 // of the data blob, or its bytes in the heap — and holes, punched ranges
@@ -43,48 +37,11 @@ func (tx *Tx) Allocated(p Path) (uint64, error) {
 }
 
 func (v view) allocated(p Path) (uint64, error) {
-	punch, err := v.objPunch(p.OID)
+	items, err := v.arrayItems(p, 0, ^uint64(0))
 	if err != nil {
 		return 0, err
 	}
-	var items []arrayItem
-	pprefix := append(p.prefix(nil), subPunch)
-	it := v.s.tree.Seek(v.r, p.punchKey(v.epoch, 0))
-	for it.Next() && bytes.HasPrefix(it.Key(), pprefix) {
-		epoch := ^binary.BigEndian.Uint64(it.Key()[len(pprefix):])
-		if epoch <= punch {
-			break
-		}
-		r, err := decodeRec(it.Value())
-		if err != nil {
-			return 0, err
-		}
-		items = append(items, arrayItem{epoch: epoch, start: r.loc, end: r.size, punch: true})
-	}
-	if err := it.Err(); err != nil {
-		return 0, err
-	}
-	eprefix := append(p.prefix(nil), subExt)
-	it = v.s.tree.Seek(v.r, eprefix)
-	for it.Next() && bytes.HasPrefix(it.Key(), eprefix) {
-		k := it.Key()[len(eprefix):]
-		epoch := ^binary.BigEndian.Uint64(k[8:])
-		if epoch > v.epoch || epoch <= punch {
-			continue
-		}
-		r, err := decodeRec(it.Value())
-		if err != nil {
-			return 0, err
-		}
-		start := binary.BigEndian.Uint64(k)
-		items = append(items, arrayItem{epoch: epoch, start: start, end: start + r.size, r: r})
-	}
-	if err := it.Err(); err != nil {
-		return 0, err
-	}
-	// Newest first: an item shows if some byte of it is not claimed by a
-	// newer one (items of one epoch never overlap).
-	sort.SliceStable(items, func(i, j int) bool { return items[i].epoch > items[j].epoch })
+	// An item shows if some byte of it is not claimed by a newer one.
 	var claimed []Segment
 	var total uint64
 	for _, item := range items {

@@ -202,11 +202,10 @@ type arrayItem struct {
 	r          rec
 }
 
-// resolveArray maps [off, off+n) of path at the view's epoch to segments:
-// the newest extent or punch at each byte wins; bytes no extent covers are
-// holes.
-func (v view) resolveArray(p Path, off, n uint64) ([]Segment, error) {
-	end := off + n
+// arrayItems lists the punches and extents of path visible at the view's
+// epoch that reach [off, end), newest first (items of one epoch never
+// overlap), noting each in the view's witness.
+func (v view) arrayItems(p Path, off, end uint64) ([]arrayItem, error) {
 	punch, err := v.objPunch(p.OID)
 	if err != nil {
 		return nil, err
@@ -263,9 +262,21 @@ func (v view) resolveArray(p Path, off, n uint64) ([]Segment, error) {
 	if err := it.Err(); err != nil {
 		return nil, err
 	}
+	sort.SliceStable(items, func(i, j int) bool { return items[i].epoch > items[j].epoch })
+	return items, nil
+}
+
+// resolveArray maps [off, off+n) of path at the view's epoch to segments:
+// the newest extent or punch at each byte wins; bytes no extent covers are
+// holes.
+func (v view) resolveArray(p Path, off, n uint64) ([]Segment, error) {
+	end := off + n
+	items, err := v.arrayItems(p, off, end)
+	if err != nil {
+		return nil, err
+	}
 	v.note([]byte("end"))
 	// Paint newest first: each item claims the bytes not yet claimed.
-	sort.SliceStable(items, func(i, j int) bool { return items[i].epoch > items[j].epoch })
 	var claimed []Segment // sorted, non-overlapping
 	for _, item := range items {
 		lo, hi := max(item.start, off), min(item.end, end)
